@@ -214,7 +214,7 @@ class BuildWithInterfaces(build):
 
 def console_scripts() -> list[str]:
     nodes = [f"{PACKAGE}_{name} = {PACKAGE}.nodes.{name}:main" for name in node_modules()]
-    return ["workcell = tablet_workcell.cli.main:main", *nodes]
+    return ["workcell = tablet_workcell.cli:main", *nodes]
 
 
 def packages() -> list[str]:

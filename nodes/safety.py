@@ -1,0 +1,88 @@
+"""safety: the latched emergency stop of the cell.
+
+* ``/safety/estop`` (tablet_workcell/msg/EstopState, transient-local): the latch state;
+  nodes that start late still receive it. Motion-capable nodes stop on ``active``.
+* ``/safety/set_estop`` (tablet_workcell/srv/EmergencyStop): engage (always allowed)
+  or reset (needs an operator id).
+* ``/workcell/station_status``: this node's own health for the cell status.
+
+Interlocks and driver watchdogs join this node with the instrument drivers.
+"""
+
+from __future__ import annotations
+
+from rclpy.node import Node
+
+from tablet_workcell.msg import EstopState as EstopStateMsg
+from tablet_workcell.msg import StationStatus
+from tablet_workcell.ros.parameters import declare_parameters
+from tablet_workcell.ros.qos import LATCHED, STATUS
+from tablet_workcell.ros.runner import run_node
+from tablet_workcell.safety import SAFETY_PARAMETERS, EstopLatch, EstopResetRefused, EstopState
+from tablet_workcell.srv import EmergencyStop
+
+ESTOP_TOPIC = "/safety/estop"
+ESTOP_SERVICE = "/safety/set_estop"
+STATION_STATUS_TOPIC = "/workcell/station_status"
+
+
+class SafetyNode(Node):
+    def __init__(self) -> None:
+        super().__init__("safety")
+        values = declare_parameters(self, SAFETY_PARAMETERS)
+        self._latch = EstopLatch(engaged=values.bool("engaged_at_start"))
+        self._estop_publisher = self.create_publisher(EstopStateMsg, ESTOP_TOPIC, LATCHED)
+        self._status_publisher = self.create_publisher(StationStatus, STATION_STATUS_TOPIC, STATUS)
+        self.create_service(EmergencyStop, ESTOP_SERVICE, self._on_set_estop)
+        self.create_timer(values.float("status_period_s"), self._publish_status)
+        self._publish_estop(self._latch.state)
+        self.get_logger().info(f"e-stop {'ENGAGED' if self._latch.state.active else 'clear'} at start-up")
+
+    def _to_message(self, state: EstopState) -> EstopStateMsg:
+        message = EstopStateMsg(active=state.active, reason=state.reason, source=state.source)
+        message.header.stamp = self.get_clock().now().to_msg()
+        return message
+
+    def _publish_estop(self, state: EstopState) -> None:
+        self._estop_publisher.publish(self._to_message(state))
+
+    def _on_set_estop(
+        self, request: EmergencyStop.Request, response: EmergencyStop.Response
+    ) -> EmergencyStop.Response:
+        try:
+            if request.engage:
+                state, changed = self._latch.engage(request.reason, request.operator_id or "unidentified")
+                response.message = "e-stop engaged" if changed else "e-stop was already engaged"
+                if changed:
+                    self.get_logger().error(f"E-STOP ENGAGED by {state.source}: {state.reason}")
+            else:
+                state, changed = self._latch.reset(request.operator_id)
+                response.message = f"e-stop reset by {state.source}" if changed else "e-stop was not engaged"
+                if changed:
+                    self.get_logger().warning(response.message)
+            response.success = True
+        except EstopResetRefused as error:
+            state = self._latch.state
+            response.success = False
+            response.message = str(error)
+            self.get_logger().warning(str(error))
+        if response.success:
+            self._publish_estop(state)
+        response.state = self._to_message(state)
+        return response
+
+    def _publish_status(self) -> None:
+        status = StationStatus(station="safety", simulated=False)
+        status.header.stamp = self.get_clock().now().to_msg()
+        active = self._latch.state.active
+        status.state = StationStatus.STATE_ESTOPPED if active else StationStatus.STATE_IDLE
+        status.message = self._latch.state.reason
+        self._status_publisher.publish(status)
+
+
+def main() -> int:
+    return run_node(SafetyNode)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

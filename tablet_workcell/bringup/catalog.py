@@ -1,0 +1,44 @@
+"""The node executables this package provides, with their declared parameters.
+
+A node listed in ``config/workcell.yaml`` must name one of these executables; each has
+a module ``tablet_workcell.nodes.<executable>`` (source: ``nodes/<executable>.py``) with
+a ``main()``, installed as ``lib/tablet_workcell/<executable>`` for ROS 2 launch and as
+the console script ``tablet_workcell_<executable>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from tablet_workcell.cell_status import CELL_STATUS_PARAMETERS
+from tablet_workcell.parameters import ParamSpec
+from tablet_workcell.safety import SAFETY_PARAMETERS
+from tablet_workcell.simtime import CLOCK_PARAMETERS
+
+RunsWhen = Literal["always", "sim", "real"]
+
+
+@dataclass(frozen=True)
+class NodeType:
+    executable: str
+    summary: str
+    parameters: tuple[ParamSpec, ...]
+    uses_sim_time: bool = True  # follows /clock in simulation
+
+    @property
+    def module(self) -> str:
+        return f"tablet_workcell.nodes.{self.executable}"
+
+
+NODE_TYPES: dict[str, NodeType] = {
+    node.executable: node
+    for node in (
+        NodeType("sim_clock", "publishes /clock at a configurable real-time factor (simulation only)",
+                 CLOCK_PARAMETERS, uses_sim_time=False),
+        NodeType("safety", "latched emergency stop: /safety/estop state and the e-stop service",
+                 SAFETY_PARAMETERS),
+        NodeType("cell_status", "aggregates station status and the e-stop into /workcell/status",
+                 CELL_STATUS_PARAMETERS),
+    )
+}

@@ -1,0 +1,182 @@
+"""A client that checks a running cell graph from the outside, as an operator would.
+
+Used by ``workcell demo`` and by the integration tests: waits for the nodes to be
+discovered (never a fixed sleep), measures the simulated clock's real-time factor,
+and exercises the e-stop round trip through the safety and cell_status nodes.
+Every wait has a timeout and ends in a ProbeError saying what did not happen.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
+
+from tablet_workcell.errors import WorkcellError
+from tablet_workcell.msg import CellStatus, EstopState
+from tablet_workcell.ros.qos import LATCHED, STATUS
+from tablet_workcell.srv import EmergencyStop
+
+T = TypeVar("T")
+
+
+class ProbeError(WorkcellError):
+    """The graph did not behave as expected within the time allowed."""
+
+
+@dataclass(frozen=True)
+class EstopRoundTrip:
+    engage_to_status_s: float      # service call sent -> CellStatus shows ESTOPPED
+    refused_reset_message: str     # reset without operator id is refused with this text
+    reset_to_status_s: float       # reset by an operator -> CellStatus leaves ESTOPPED
+
+
+class GraphProbe:
+    """Owns a node and an executor thread; use as a context manager."""
+
+    def __init__(self, name: str = "workcell_probe") -> None:
+        self._context = rclpy.Context()
+        rclpy.init(context=self._context, args=[])
+        self.node = Node(name, context=self._context)
+        self._executor = SingleThreadedExecutor(context=self._context)
+        self._executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, name="probe-executor", daemon=True)
+        self._lock = threading.Lock()
+        self._latest_status: CellStatus | None = None
+        self._latest_clock_ns: int | None = None
+        self._latest_estop: EstopState | None = None
+        self.node.create_subscription(CellStatus, "/workcell/status", self._on_status, STATUS)
+        self.node.create_subscription(EstopState, "/safety/estop", self._on_estop, LATCHED)
+        self.node.create_subscription(Clock, "/clock", self._on_clock,
+                                      QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
+        self._estop_client = self.node.create_client(EmergencyStop, "/safety/set_estop")
+        self._thread.start()
+
+    def _spin(self) -> None:
+        try:
+            self._executor.spin()
+        except Exception:  # noqa: BLE001 - context shut down while spinning
+            return
+
+    def __enter__(self) -> GraphProbe:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._executor.shutdown(timeout_sec=2.0)
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self._context)
+        self._thread.join(timeout=2.0)
+
+    # ------------------------------------------------------------------ callbacks
+    def _on_status(self, message: CellStatus) -> None:
+        with self._lock:
+            self._latest_status = message
+
+    def _on_estop(self, message: EstopState) -> None:
+        with self._lock:
+            self._latest_estop = message
+
+    def _on_clock(self, message: Clock) -> None:
+        with self._lock:
+            self._latest_clock_ns = message.clock.sec * 1_000_000_000 + message.clock.nanosec
+
+    # ------------------------------------------------------------------ waiting
+    @staticmethod
+    def _wait_for(condition: Callable[[], T | None], timeout_s: float, what: str) -> T:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            value = condition()
+            if value is not None:
+                return value
+            time.sleep(0.01)
+        raise ProbeError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+    def wait_for_nodes(self, names: Iterable[str], timeout_s: float = 30.0) -> float:
+        """Wait until every node name is discovered; returns the seconds it took."""
+        wanted = set(names)
+        start = time.monotonic()
+
+        def all_seen() -> bool | None:
+            seen = {name for name, _ in self.node.get_node_names_and_namespaces()}
+            return True if wanted <= seen else None
+
+        try:
+            self._wait_for(all_seen, timeout_s, f"nodes {', '.join(sorted(wanted))}")
+        except ProbeError:
+            seen = {name for name, _ in self.node.get_node_names_and_namespaces()}
+            missing = ", ".join(sorted(wanted - seen))
+            raise ProbeError(f"nodes not discovered within {timeout_s:.0f} s: {missing}. "
+                             "Check their output above for start-up errors.") from None
+        return time.monotonic() - start
+
+    def latest_status(self, timeout_s: float = 10.0) -> CellStatus:
+        def status() -> CellStatus | None:
+            with self._lock:
+                return self._latest_status
+        return self._wait_for(status, timeout_s, "/workcell/status")
+
+    def measure_real_time_factor(self, real_seconds: float = 2.0, timeout_s: float = 10.0) -> float:
+        """Simulated seconds per real second over a window of ``real_seconds``."""
+        def clock() -> int | None:
+            with self._lock:
+                return self._latest_clock_ns
+        first = self._wait_for(clock, timeout_s, "/clock messages")
+        start = time.monotonic()
+        time.sleep(real_seconds)
+        last = clock()
+        assert last is not None
+        return (last - first) / 1e9 / (time.monotonic() - start)
+
+    def _call_estop(self, engage: bool, reason: str, operator_id: str, timeout_s: float) -> EmergencyStop.Response:
+        if not self._estop_client.wait_for_service(timeout_sec=timeout_s):
+            raise ProbeError(f"service /safety/set_estop not available within {timeout_s:.0f} s")
+        request = EmergencyStop.Request(engage=engage, reason=reason, operator_id=operator_id)
+        future = self._estop_client.call_async(request)
+        done = threading.Event()
+        future.add_done_callback(lambda _: done.set())
+        if not done.wait(timeout_s):
+            raise ProbeError(f"/safety/set_estop did not answer within {timeout_s:.0f} s")
+        response = future.result()
+        assert response is not None
+        return response
+
+    def _wait_for_mode(self, predicate: Callable[[CellStatus], bool], after_s: float, timeout_s: float,
+                       what: str) -> float:
+        def matching() -> float | None:
+            with self._lock:
+                status = self._latest_status
+            if status is None or not predicate(status):
+                return None
+            return time.monotonic() - after_s
+        return self._wait_for(matching, timeout_s, what)
+
+    def estop_round_trip(self, operator_id: str, timeout_s: float = 10.0) -> EstopRoundTrip:
+        """Engage the e-stop, see the cell report it, check a blind reset is refused, reset."""
+        self.latest_status(timeout_s)
+        sent = time.monotonic()
+        response = self._call_estop(True, "probe: e-stop round trip", operator_id, timeout_s)
+        if not response.success or not response.state.active:
+            raise ProbeError(f"engaging the e-stop failed: {response.message}")
+        engaged = self._wait_for_mode(lambda s: s.mode == CellStatus.MODE_ESTOPPED, sent, timeout_s,
+                                      "the cell status to show ESTOPPED")
+        refused = self._call_estop(False, "", "", timeout_s)
+        if refused.success:
+            raise ProbeError("the e-stop was reset without an operator id; it must be refused")
+        sent = time.monotonic()
+        response = self._call_estop(False, "", operator_id, timeout_s)
+        if not response.success or response.state.active:
+            raise ProbeError(f"resetting the e-stop failed: {response.message}")
+        reset = self._wait_for_mode(lambda s: s.mode != CellStatus.MODE_ESTOPPED, sent, timeout_s,
+                                    "the cell status to leave ESTOPPED")
+        return EstopRoundTrip(engaged, refused.message, reset)

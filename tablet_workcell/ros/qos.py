@@ -1,0 +1,15 @@
+"""QoS profiles used across the cell."""
+
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+# State that late joiners must see (e-stop, configuration): the last value is kept
+# by the publisher and delivered to subscriptions created later.
+LATCHED = QoSProfile(
+    depth=1,
+    history=HistoryPolicy.KEEP_LAST,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+
+# Periodic status: reliable, small queue, no history for late joiners.
+STATUS = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
