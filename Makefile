@@ -10,7 +10,7 @@ APT_PACKAGES := cmake g++ make
 DEMO_ARGS ?= --sim --experiments 3
 
 INSTALL_INPUTS := pyproject.toml setup.py package.xml CMakeLists.txt \
-	$(wildcard msg/*.msg srv/*.srv action/*.action nodes/*.py)
+	$(wildcard msg/*.msg srv/*.srv action/*.action nodes/*.py launch/* config/* models/*)
 
 .PHONY: all setup demo up test test-fast lint bench clean system-deps
 all: setup

@@ -69,6 +69,7 @@ def _type_ok(kind: ParamKind, value: object) -> bool:
 
 def check_value(spec: ParamSpec, value: object, where: str) -> ParamValue:
     """Return ``value`` coerced to the spec's type, or raise ConfigError saying why not."""
+    given = value  # quoted in messages as the user wrote it
     if not _type_ok(spec.kind, value):
         raise ConfigError(
             f"{where}: {value!r} is not a {spec.kind.replace('_', ' ')}; "
@@ -78,16 +79,16 @@ def check_value(spec: ParamSpec, value: object, where: str) -> ParamValue:
         assert isinstance(value, int | float)
         value = float(value)
         if not math.isfinite(value):
-            raise ConfigError(f"{where}: {value!r} is not finite; give a number {spec.range_text}.")
+            raise ConfigError(f"{where}: {given!r} is not finite; give a number {spec.range_text}.")
     if spec.kind in ("int", "float"):
         assert isinstance(value, int | float)
         if spec.minimum is not None and value < spec.minimum:
             raise ConfigError(
-                f"{where}: {value!r} is below the minimum {spec.minimum:g}; use a value {spec.range_text}."
+                f"{where}: {given!r} is below the minimum {spec.minimum:g}; use a value {spec.range_text}."
             )
         if spec.maximum is not None and value > spec.maximum:
             raise ConfigError(
-                f"{where}: {value!r} is above the maximum {spec.maximum:g}; use a value {spec.range_text}."
+                f"{where}: {given!r} is above the maximum {spec.maximum:g}; use a value {spec.range_text}."
             )
     if spec.choices and value not in spec.choices:
         raise ConfigError(f"{where}: {value!r} is not allowed; use {spec.range_text}.")

@@ -127,7 +127,6 @@ def load_graph(
         if when not in WHEN_VALUES:
             raise ConfigError(f"{where}: when: {when!r} is not one of {', '.join(WHEN_VALUES)}.")
         if (when == "sim" and not sim) or (when == "real" and sim):
-            overrides.pop(name, None)
             continue
         namespace = _namespace(entry.get("namespace", default_namespace), f"{where}: namespace")
         if (namespace, name) in seen:

@@ -132,6 +132,8 @@ class GraphSupervisor:
         for node in self._running:
             if node.reader is not None:
                 node.reader.join(timeout=2.0)
+            if node.process.stdout is not None:
+                node.process.stdout.close()
         self._running.clear()
 
     def _stop_one(self, node: RunningNode) -> None:

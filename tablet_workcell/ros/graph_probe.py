@@ -126,6 +126,12 @@ class GraphProbe:
                 return self._latest_status
         return self._wait_for(status, timeout_s, "/workcell/status")
 
+    def latest_estop(self, timeout_s: float = 10.0) -> EstopState:
+        def estop() -> EstopState | None:
+            with self._lock:
+                return self._latest_estop
+        return self._wait_for(estop, timeout_s, "/safety/estop")
+
     def measure_real_time_factor(self, real_seconds: float = 2.0, timeout_s: float = 10.0) -> float:
         """Simulated seconds per real second over a window of ``real_seconds``."""
         def clock() -> int | None:
@@ -151,15 +157,19 @@ class GraphProbe:
         assert response is not None
         return response
 
-    def _wait_for_mode(self, predicate: Callable[[CellStatus], bool], after_s: float, timeout_s: float,
-                       what: str) -> float:
-        def matching() -> float | None:
+    def wait_for_status(self, predicate: Callable[[CellStatus], bool], what: str,
+                        timeout_s: float = 10.0) -> CellStatus:
+        """The first /workcell/status (from now on, or the latest) that satisfies ``predicate``."""
+        def matching() -> CellStatus | None:
             with self._lock:
                 status = self._latest_status
-            if status is None or not predicate(status):
-                return None
-            return time.monotonic() - after_s
+            return status if status is not None and predicate(status) else None
         return self._wait_for(matching, timeout_s, what)
+
+    def _wait_for_mode(self, predicate: Callable[[CellStatus], bool], after_s: float, timeout_s: float,
+                       what: str) -> float:
+        self.wait_for_status(predicate, what, timeout_s)
+        return time.monotonic() - after_s
 
     def estop_round_trip(self, operator_id: str, timeout_s: float = 10.0) -> EstopRoundTrip:
         """Engage the e-stop, see the cell report it, check a blind reset is refused, reset."""

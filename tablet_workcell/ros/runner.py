@@ -6,6 +6,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 import rclpy
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
@@ -15,9 +16,9 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None) -> 
     with rclpy.init(args=list(sys.argv if args is None else args)):
         try:
             node = factory()
-        except (ValueError, RuntimeError) as error:
-            # Bad parameters (rclpy raises ValueError subclasses for out-of-range values).
-            print(f"error: {error}", file=sys.stderr)  # noqa: T201 - no ROS logger exists yet
+        except ParameterException as error:
+            # Out-of-range or mistyped parameter: one clear line, no traceback.
+            print(f"error: invalid parameter: {error}", file=sys.stderr)  # noqa: T201 - node has no logger
             return 2
         executor = SingleThreadedExecutor()
         executor.add_node(node)

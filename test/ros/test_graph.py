@@ -1,0 +1,118 @@
+"""Real ROS 2 nodes in separate processes, each test on its own ROS_DOMAIN_ID.
+
+Every wait is bounded and discovery is awaited (GraphProbe), never slept for; every
+process a test starts is stopped by the supervisor's context manager, also on failure.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tablet_workcell.bringup.description import GraphDescription, load_graph
+from tablet_workcell.bringup.paths import default_graph_path
+from tablet_workcell.bringup.processes import plan_processes
+from tablet_workcell.bringup.supervisor import GraphSupervisor
+from tablet_workcell.msg import CellStatus
+from tablet_workcell.ros.graph_probe import GraphProbe
+
+
+def graph(sim: bool, **overrides: dict[str, object]) -> GraphDescription:
+    return load_graph(default_graph_path(), sim=sim, parameter_overrides=overrides)
+
+
+@pytest.fixture
+def probe(ros_domain_id: int) -> Iterator[GraphProbe]:
+    with GraphProbe("test_probe") as probe:
+        yield probe
+
+
+def start(description: GraphDescription, tmp_path: Path, domain: int) -> GraphSupervisor:
+    os.environ.update(description.environment)
+    return GraphSupervisor(plan_processes(description, tmp_path, domain))
+
+
+def test_safety_and_cell_status_exchange_custom_interfaces(tmp_path: Path, ros_domain_id: int,
+                                                           probe: GraphProbe) -> None:
+    with start(graph(sim=False), tmp_path, ros_domain_id) as supervisor:
+        assert set(supervisor.pids) == {"safety", "cell_status"}
+        probe.wait_for_nodes(["safety", "cell_status"])
+        status = probe.wait_for_status(lambda s: any(st.state != 0 for st in s.stations), "safety to report")
+        assert [(s.station, s.state) for s in status.stations] == [("safety", 2)]
+        trip = probe.estop_round_trip(operator_id="tester")
+        assert "no operator id" in trip.refused_reset_message
+        assert probe.latest_status().mode == CellStatus.MODE_IDLE
+        assert not supervisor.exited()
+
+
+def test_a_late_subscriber_sees_the_latched_estop(tmp_path: Path, ros_domain_id: int) -> None:
+    description = graph(sim=False, safety={"engaged_at_start": True})
+    with start(description, tmp_path, ros_domain_id):
+        with GraphProbe("early") as early:
+            early.wait_for_nodes(["safety", "cell_status"])
+            status = early.wait_for_status(lambda s: s.mode == CellStatus.MODE_ESTOPPED, "ESTOPPED")
+            assert status.estop_reason == "engaged at start-up"
+        with GraphProbe("late") as late:
+            late.wait_for_nodes(["safety"])
+            assert late.latest_estop().active
+
+
+def test_sim_clock_runs_at_the_requested_factor_and_nodes_follow_it(
+    tmp_path: Path, ros_domain_id: int, probe: GraphProbe
+) -> None:
+    description = graph(sim=True, sim_clock={"real_time_factor": 50.0})
+    with start(description, tmp_path, ros_domain_id):
+        probe.wait_for_nodes(["sim_clock", "safety", "cell_status"])
+        factor = probe.measure_real_time_factor(real_seconds=2.0)
+        assert 40.0 < factor < 60.0
+        # cell_status runs with use_sim_time: its stamps advance with /clock, not the wall.
+        first = probe.latest_status().header.stamp.sec
+        time.sleep(1.0)
+        later = probe.latest_status().header.stamp.sec
+        assert later - first >= 20
+
+
+def test_out_of_range_parameter_is_refused_by_the_node_itself(ros_domain_id: int) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tablet_workcell.nodes.safety", "--ros-args", "-p", "status_period_s:=0.0"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 2
+    assert "invalid parameter" in result.stderr and "status_period_s" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_workcell_demo_command_runs_end_to_end(ros_domain_id: int, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tablet_workcell.cli", "demo", "--rtf", "100",
+         "--domain-id", str(ros_domain_id), "--run-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "graph alive" in result.stdout
+    assert "e-stop engaged -> cell ESTOPPED" in result.stdout
+    assert "demo complete" in result.stdout
+    assert (tmp_path / "safety.params.yaml").is_file()
+
+
+def test_workcell_up_stops_after_duration_and_reports_bad_config(ros_domain_id: int, tmp_path: Path) -> None:
+    up = subprocess.run(
+        [sys.executable, "-m", "tablet_workcell.cli", "up", "--duration", "2",
+         "--domain-id", str(ros_domain_id), "--run-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert up.returncode == 0, up.stderr
+    assert "all nodes stopped" in up.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("nodes:\n  - executable: press_controller\n")
+    check = subprocess.run([sys.executable, "-m", "tablet_workcell.cli", "up", "--config", str(bad)],
+                           capture_output=True, text=True, timeout=60, check=False)
+    assert check.returncode == 2
+    assert "unknown node executable 'press_controller'" in check.stderr
+    assert "Traceback" not in check.stderr
