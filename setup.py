@@ -24,6 +24,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import ClassVar
 
 from setuptools import Command, find_packages, setup
 from setuptools.command.build import build
@@ -33,6 +34,15 @@ ROOT = Path(__file__).resolve().parent
 PACKAGE = "tablet_workcell"
 INTERFACE_DIRS = ("msg", "srv", "action")
 SHARE_DIRS = ("launch", "config", "models", "rviz")
+# Known before the build, so colcon sees them when it inspects setup() (installed path ->
+# (destination folder, sources)); everything else is added once rosidl has run.
+STATIC_DATA_FILES = {
+    f"share/ament_index/resource_index/packages/{PACKAGE}": (
+        "share/ament_index/resource_index/packages",
+        [f"resource/{PACKAGE}"],
+    ),
+    f"share/{PACKAGE}/package.xml": (f"share/{PACKAGE}", ["package.xml"]),
+}
 
 
 class BuildError(RuntimeError):
@@ -76,7 +86,9 @@ def ros_prefixes() -> list[Path]:
 def require_tool(name: str, fix: str) -> str:
     path = shutil.which(name)
     if path is None:
-        raise BuildError(f"'{name}' was not found on PATH; it is needed to build the ROS 2 interfaces. Fix: {fix}")
+        raise BuildError(
+            f"'{name}' was not found on PATH; it is needed to build the ROS 2 interfaces. Fix: {fix}"
+        )
     return path
 
 
@@ -96,7 +108,7 @@ class BuildInterfaces(Command):
     """Generate and compile msg/srv/action with rosidl (CMake) into a staging prefix."""
 
     description = "generate the ROS 2 interfaces of tablet_workcell with rosidl"
-    user_options: list[tuple[str, str | None, str]] = []
+    user_options: ClassVar[list[tuple[str, str | None, str]]] = []
 
     def initialize_options(self) -> None:
         self.editable_mode = False
@@ -130,7 +142,11 @@ class BuildInterfaces(Command):
         env["AMENT_PREFIX_PATH"] = prefix_path
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
         configure = [
-            cmake, "-S", str(ROOT), "-B", str(build_dir),
+            cmake,
+            "-S",
+            str(ROOT),
+            "-B",
+            str(build_dir),
             f"-DCMAKE_PREFIX_PATH={';'.join(str(p) for p in prefixes)}",
             f"-DCMAKE_INSTALL_PREFIX={staging}",
             f"-DPython3_EXECUTABLE={sys.executable}",
@@ -138,16 +154,18 @@ class BuildInterfaces(Command):
             "-DCMAKE_BUILD_TYPE=Release",
         ]
         jobs = str(max(1, os.cpu_count() or 1))
-        for step in (configure, [cmake, "--build", str(build_dir), "-j", jobs],
-                     [cmake, "--install", str(build_dir)]):
-            result = subprocess.run(step, env=env, cwd=ROOT, capture_output=True, text=True)
+        for step in (
+            configure,
+            [cmake, "--build", str(build_dir), "-j", jobs],
+            [cmake, "--install", str(build_dir)],
+        ):
+            result = subprocess.run(step, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
             if result.returncode != 0:
                 log = work / "last-error.log"
                 log.write_text(result.stdout + result.stderr)
                 tail = "\n".join((result.stdout + result.stderr).splitlines()[-25:])
                 raise BuildError(
-                    f"interface generation failed at `{' '.join(step[:3])}` "
-                    f"(full log: {log}).\n{tail}"
+                    f"interface generation failed at `{' '.join(step[:3])}` (full log: {log}).\n{tail}"
                 )
         return staging
 
@@ -180,8 +198,9 @@ class BuildInterfaces(Command):
         for library in sorted((staging / "lib").glob(f"lib{PACKAGE}__*.so")):
             add("lib", library)
         for path in sorted((staging / "share").rglob("*")):
-            if path.is_file():
-                add(str(path.parent.relative_to(staging)), path)
+            relative = path.relative_to(staging)
+            if path.is_file() and str(relative) not in STATIC_DATA_FILES:
+                add(str(relative.parent), path)
         share = f"share/{PACKAGE}"
         for folder in SHARE_DIRS:
             for path in sorted((ROOT / folder).rglob("*")):
@@ -189,6 +208,8 @@ class BuildInterfaces(Command):
                     add(f"{share}/{path.parent.relative_to(ROOT)}", path)
         for wrapper in self._node_wrappers():
             add(f"lib/{PACKAGE}", wrapper)
+        for destination, sources in STATIC_DATA_FILES.values():
+            entries.setdefault(destination, []).extend(sources)
         self.distribution.data_files = sorted(entries.items())
 
     @staticmethod
@@ -200,8 +221,7 @@ class BuildInterfaces(Command):
         for name in node_modules():
             wrapper = folder / name
             wrapper.write_text(
-                f"#!{sys.executable}\n"
-                f"import sys\nfrom {PACKAGE}.nodes.{name} import main\nsys.exit(main())\n"
+                f"#!{sys.executable}\nimport sys\nfrom {PACKAGE}.nodes.{name} import main\nsys.exit(main())\n"
             )
             wrapper.chmod(0o755)
             wrappers.append(wrapper)
@@ -209,7 +229,7 @@ class BuildInterfaces(Command):
 
 
 class BuildWithInterfaces(build):
-    sub_commands = [("build_interfaces", None), *build.sub_commands]
+    sub_commands: ClassVar = [("build_interfaces", None), *build.sub_commands]
 
 
 def console_scripts() -> list[str]:
@@ -218,21 +238,31 @@ def console_scripts() -> list[str]:
 
 
 def packages() -> list[str]:
-    library = find_packages(include=[PACKAGE, f"{PACKAGE}.*"],
-                            exclude=[f"{PACKAGE}.{d}" for d in INTERFACE_DIRS])
-    return [*library, f"{PACKAGE}.nodes"]
+    # tablet_workcell/nodes is a symbolic link to the top-level nodes/ folder, so the
+    # node adapters sit at the top of the repository yet install inside the package.
+    return find_packages(
+        include=[PACKAGE, f"{PACKAGE}.*"], exclude=[f"{PACKAGE}.{d}" for d in INTERFACE_DIRS]
+    )
+
+
+def check_python() -> None:
+    if sys.version_info[:2] != (3, 11):
+        raise BuildError(
+            f"tablet_workcell needs CPython 3.11 (the ROS 2 Kilted wheels are built for it); "
+            f"this is {sys.version.split()[0]} at {sys.executable}. Create the environment with python3.11."
+        )
 
 
 if __name__ == "__main__":
     try:
+        check_python()
         setup(
             version=package_version(),
             distclass=WorkcellDistribution,
             packages=packages(),
-            package_dir={f"{PACKAGE}.nodes": "nodes"},
             cmdclass={"build": BuildWithInterfaces, "build_interfaces": BuildInterfaces},
             entry_points={"console_scripts": console_scripts()},
-            data_files=[],
+            data_files=list(STATIC_DATA_FILES.values()),
         )
     except BuildError as error:
         sys.exit(f"error: {error}")

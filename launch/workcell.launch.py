@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from launch import LaunchContext, LaunchDescription
 from tablet_workcell.bringup.description import load_graph
 from tablet_workcell.bringup.paths import default_graph_path
 from tablet_workcell.errors import ConfigError
@@ -31,7 +31,9 @@ def _as_bool(name: str, text: str) -> bool:
         return True
     if text.lower() in FALSE_WORDS:
         return False
-    raise ConfigError(f"launch argument {name}:={text!r} is not a boolean; use {name}:=true or {name}:=false.")
+    raise ConfigError(
+        f"launch argument {name}:={text!r} is not a boolean; use {name}:=true or {name}:=false."
+    )
 
 
 def _graph_actions(context: LaunchContext) -> list[object]:
@@ -44,28 +46,45 @@ def _graph_actions(context: LaunchContext) -> list[object]:
             overrides["sim_clock"] = {"real_time_factor": float(factor)}
         except ValueError:
             raise ConfigError(f"launch argument real_time_factor:={factor!r} is not a number.") from None
-    graph = load_graph(Path(config) if config else default_graph_path(), sim=sim, parameter_overrides=overrides)
-    actions: list[object] = [SetEnvironmentVariable(key, value) for key, value in sorted(graph.environment.items())]
+    graph = load_graph(
+        Path(config) if config else default_graph_path(), sim=sim, parameter_overrides=overrides
+    )
+    actions: list[object] = [
+        SetEnvironmentVariable(key, value) for key, value in sorted(graph.environment.items())
+    ]
     for node in graph.nodes:
-        actions.append(Node(
-            package="tablet_workcell",
-            executable=node.executable,
-            name=node.name,
-            namespace=node.namespace,
-            parameters=[dict(node.parameters)],
-            output="screen",
-            emulate_tty=True,
-        ))
+        actions.append(
+            Node(
+                package="tablet_workcell",
+                executable=node.executable,
+                name=node.name,
+                namespace=node.namespace,
+                parameters=[dict(node.parameters)],
+                output="screen",
+                emulate_tty=True,
+            )
+        )
     return actions
 
 
 def generate_launch_description() -> LaunchDescription:
-    return LaunchDescription([
-        DeclareLaunchArgument("sim", default_value="true",
-                              description="true: simulated instruments and clock; false: real instruments"),
-        DeclareLaunchArgument("config", default_value="",
-                              description="graph description (default: share/tablet_workcell/config/workcell.yaml)"),
-        DeclareLaunchArgument("real_time_factor", default_value="",
-                              description="simulated clock speed (default: value in the config)"),
-        OpaqueFunction(function=_graph_actions),
-    ])
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument(
+                "sim",
+                default_value="true",
+                description="true: simulated instruments and clock; false: real instruments",
+            ),
+            DeclareLaunchArgument(
+                "config",
+                default_value="",
+                description="graph description (default: share/tablet_workcell/config/workcell.yaml)",
+            ),
+            DeclareLaunchArgument(
+                "real_time_factor",
+                default_value="",
+                description="simulated clock speed (default: value in the config)",
+            ),
+            OpaqueFunction(function=_graph_actions),
+        ]
+    )

@@ -10,7 +10,12 @@ import time
 
 from rclpy.node import Node
 
-from tablet_workcell.cell_status import CELL_STATUS_PARAMETERS, CellStatusAggregator, StationReport, StationState
+from tablet_workcell.cell_status import (
+    CELL_STATUS_PARAMETERS,
+    CellStatusAggregator,
+    StationReport,
+    StationState,
+)
 from tablet_workcell.msg import CellStatus, EstopState, StationStatus
 from tablet_workcell.ros.parameters import declare_parameters
 from tablet_workcell.ros.qos import LATCHED, STATUS
@@ -23,11 +28,13 @@ class CellStatusNode(Node):
     def __init__(self) -> None:
         super().__init__("cell_status")
         values = declare_parameters(self, CELL_STATUS_PARAMETERS)
-        self._aggregator = CellStatusAggregator(values.float("stale_after_s"), values.str_list("expected_stations"))
+        self._aggregator = CellStatusAggregator(
+            values.get_float("stale_after_s"), values.get_str_list("expected_stations")
+        )
         self._publisher = self.create_publisher(CellStatus, CELL_STATUS_TOPIC, STATUS)
         self.create_subscription(StationStatus, "/workcell/station_status", self._on_station, STATUS)
         self.create_subscription(EstopState, "/safety/estop", self._on_estop, LATCHED)
-        self.create_timer(values.float("publish_period_s"), self._publish)
+        self.create_timer(values.get_float("publish_period_s"), self._publish)
 
     def _on_station(self, message: StationStatus) -> None:
         try:
@@ -35,10 +42,16 @@ class CellStatusNode(Node):
         except ValueError:
             self.get_logger().warning(f"station {message.station!r} sent unknown state {message.state}")
             state = StationState.FAULT
-        self._aggregator.update_station(StationReport(
-            message.station, state, message.simulated, message.current_operation, message.message,
-            received_s=time.monotonic(),
-        ))
+        self._aggregator.update_station(
+            StationReport(
+                message.station,
+                state,
+                message.simulated,
+                message.current_operation,
+                message.message,
+                received_s=time.monotonic(),
+            )
+        )
 
     def _on_estop(self, message: EstopState) -> None:
         self._aggregator.update_estop(message.active, message.reason)
@@ -47,12 +60,18 @@ class CellStatusNode(Node):
 
     def _publish(self) -> None:
         snapshot = self._aggregator.snapshot(time.monotonic())
-        message = CellStatus(mode=int(snapshot.mode), estop_active=snapshot.estop_active,
-                             estop_reason=snapshot.estop_reason)
+        message = CellStatus(
+            mode=int(snapshot.mode), estop_active=snapshot.estop_active, estop_reason=snapshot.estop_reason
+        )
         message.header.stamp = self.get_clock().now().to_msg()
         for report in snapshot.stations:
-            station = StationStatus(station=report.station, state=int(report.state), simulated=report.simulated,
-                                    current_operation=report.operation, message=report.message)
+            station = StationStatus(
+                station=report.station,
+                state=int(report.state),
+                simulated=report.simulated,
+                current_operation=report.operation,
+                message=report.message,
+            )
             message.stations.append(station)
         self._publisher.publish(message)
 

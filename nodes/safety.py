@@ -18,7 +18,7 @@ from tablet_workcell.msg import StationStatus
 from tablet_workcell.ros.parameters import declare_parameters
 from tablet_workcell.ros.qos import LATCHED, STATUS
 from tablet_workcell.ros.runner import run_node
-from tablet_workcell.safety import SAFETY_PARAMETERS, EstopLatch, EstopResetRefused, EstopState
+from tablet_workcell.safety import SAFETY_PARAMETERS, EstopLatch, EstopResetRefusedError, EstopState
 from tablet_workcell.srv import EmergencyStop
 
 ESTOP_TOPIC = "/safety/estop"
@@ -30,11 +30,11 @@ class SafetyNode(Node):
     def __init__(self) -> None:
         super().__init__("safety")
         values = declare_parameters(self, SAFETY_PARAMETERS)
-        self._latch = EstopLatch(engaged=values.bool("engaged_at_start"))
+        self._latch = EstopLatch(engaged=values.get_bool("engaged_at_start"))
         self._estop_publisher = self.create_publisher(EstopStateMsg, ESTOP_TOPIC, LATCHED)
         self._status_publisher = self.create_publisher(StationStatus, STATION_STATUS_TOPIC, STATUS)
         self.create_service(EmergencyStop, ESTOP_SERVICE, self._on_set_estop)
-        self.create_timer(values.float("status_period_s"), self._publish_status)
+        self.create_timer(values.get_float("status_period_s"), self._publish_status)
         self._publish_estop(self._latch.state)
         self.get_logger().info(f"e-stop {'ENGAGED' if self._latch.state.active else 'clear'} at start-up")
 
@@ -61,7 +61,7 @@ class SafetyNode(Node):
                 if changed:
                     self.get_logger().warning(response.message)
             response.success = True
-        except EstopResetRefused as error:
+        except EstopResetRefusedError as error:
             state = self._latch.state
             response.success = False
             response.message = str(error)

@@ -17,9 +17,9 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 
-from tablet_workcell.simtime import CLOCK_PARAMETERS, NANOSECONDS_PER_SECOND, SimClock
 from tablet_workcell.ros.parameters import declare_parameters
 from tablet_workcell.ros.runner import run_node
+from tablet_workcell.simtime import CLOCK_PARAMETERS, NANOSECONDS_PER_SECOND, SimClock
 
 # Only the newest /clock value matters. Reliable publishing is compatible with both
 # best-effort (rclpy, rclcpp ClockQoS) and reliable subscriptions.
@@ -30,19 +30,19 @@ class SimClockNode(Node):
     def __init__(self) -> None:
         super().__init__("sim_clock")
         values = declare_parameters(self, CLOCK_PARAMETERS)
-        start_ns = round(values.float("start_time_s") * NANOSECONDS_PER_SECOND)
-        self._clock = SimClock(values.float("real_time_factor"), start_ns, time.monotonic_ns())
+        start_ns = round(values.get_float("start_time_s") * NANOSECONDS_PER_SECOND)
+        self._sim_clock = SimClock(values.get_float("real_time_factor"), start_ns, time.monotonic_ns())
         self._publisher = self.create_publisher(Clock, "/clock", CLOCK_QOS)
-        period = self._clock.tick_period_s(values.float("publish_rate_hz"))
+        period = self._sim_clock.tick_period_s(values.get_float("publish_rate_hz"))
         # The tick timer follows the steady clock: this node is the source of ROS time.
         self._timer = self.create_timer(period, self._tick, clock=RosClock(clock_type=ClockType.STEADY_TIME))
         self.add_on_set_parameters_callback(self._on_parameters)
         self.get_logger().info(
-            f"publishing /clock at {1.0 / period:.0f} Hz, real-time factor {self._clock.real_time_factor:g}"
+            f"publishing /clock at {1.0 / period:.0f} Hz, real-time factor {self._sim_clock.real_time_factor:g}"
         )
 
     def _tick(self) -> None:
-        now_ns = self._clock.now_ns(time.monotonic_ns())
+        now_ns = self._sim_clock.now_ns(time.monotonic_ns())
         message = Clock()
         message.clock.sec, message.clock.nanosec = divmod(now_ns, NANOSECONDS_PER_SECOND)
         self._publisher.publish(message)
@@ -50,7 +50,7 @@ class SimClockNode(Node):
     def _on_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
         for parameter in parameters:
             if parameter.name == "real_time_factor":
-                self._clock.set_factor(float(parameter.value), time.monotonic_ns())
+                self._sim_clock.set_factor(float(parameter.value), time.monotonic_ns())
                 self.get_logger().info(f"real-time factor now {parameter.value:g}")
             elif parameter.name in ("publish_rate_hz", "start_time_s"):
                 return SetParametersResult(successful=False, reason=f"{parameter.name} is fixed at start-up")

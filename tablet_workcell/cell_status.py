@@ -15,12 +15,21 @@ from enum import IntEnum
 from tablet_workcell.parameters import ParamSpec
 
 CELL_STATUS_PARAMETERS = (
-    ParamSpec("publish_period_s", "float", 0.5, "period of /workcell/status [s]",
-              minimum=0.02, maximum=60.0),
-    ParamSpec("stale_after_s", "float", 3.0,
-              "a station silent for longer than this is shown OFFLINE [s]", minimum=0.1, maximum=600.0),
-    ParamSpec("expected_stations", "str_array", [],
-              "stations the cell should have; those never heard from are shown OFFLINE"),
+    ParamSpec("publish_period_s", "float", 0.5, "period of /workcell/status [s]", minimum=0.02, maximum=60.0),
+    ParamSpec(
+        "stale_after_s",
+        "float",
+        3.0,
+        "a station silent for longer than this is shown OFFLINE [s]",
+        minimum=0.1,
+        maximum=600.0,
+    ),
+    ParamSpec(
+        "expected_stations",
+        "str_array",
+        [],
+        "stations the cell should have; those never heard from are shown OFFLINE",
+    ),
 )
 
 
@@ -90,8 +99,9 @@ class CellStatusAggregator:
             report = self._stations[name]
             silent_for = now_s - report.received_s
             if name not in self._never_heard and silent_for > self._stale_after_s:
-                report = replace(report, state=StationState.OFFLINE,
-                                 message=f"no status for {silent_for:.1f} s")
+                report = replace(
+                    report, state=StationState.OFFLINE, message=f"no status for {silent_for:.1f} s"
+                )
             stations.append(report)
         return CellSnapshot(self._mode(stations), self._estop_active, self._estop_reason, tuple(stations))
 

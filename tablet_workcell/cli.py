@@ -54,26 +54,47 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workcell", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"tablet_workcell {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    for name, text in (("check", "validate the graph description and show what would run"),
-                       ("up", "start the node graph until Ctrl-C (or --duration)"),
-                       ("demo", "start the graph, exercise it end to end, stop")):
+    for name, text in (
+        ("check", "validate the graph description and show what would run"),
+        ("up", "start the node graph until Ctrl-C (or --duration)"),
+        ("demo", "start the graph, exercise it end to end, stop"),
+    ):
         command = commands.add_parser(name, help=text, description=text)
         mode = command.add_mutually_exclusive_group()
-        mode.add_argument("--sim", dest="sim", action="store_true", default=True,
-                          help="simulated instruments and clock (default)")
+        mode.add_argument(
+            "--sim",
+            dest="sim",
+            action="store_true",
+            default=True,
+            help="simulated instruments and clock (default)",
+        )
         mode.add_argument("--real", dest="sim", action="store_false", help="real instruments")
         command.add_argument("--config", type=Path, help="graph description (default: config/workcell.yaml)")
-        command.add_argument("--rtf", type=_positive_float, metavar="FACTOR",
-                             help="real-time factor of the simulated clock (overrides the config)")
+        command.add_argument(
+            "--rtf",
+            type=_positive_float,
+            metavar="FACTOR",
+            help="real-time factor of the simulated clock (overrides the config)",
+        )
         if name != "check":
-            command.add_argument("--domain-id", type=_domain_id,
-                                 default=_domain_id(os.environ.get("ROS_DOMAIN_ID", "0") or "0"),
-                                 help="ROS_DOMAIN_ID for the graph (default: $ROS_DOMAIN_ID or 0)")
-            command.add_argument("--run-dir", type=Path,
-                                 help="where parameter files and logs of this run go (default: runs/<time>)")
+            command.add_argument(
+                "--domain-id",
+                type=_domain_id,
+                default=_domain_id(os.environ.get("ROS_DOMAIN_ID", "0") or "0"),
+                help="ROS_DOMAIN_ID for the graph (default: $ROS_DOMAIN_ID or 0)",
+            )
+            command.add_argument(
+                "--run-dir",
+                type=Path,
+                help="where parameter files and logs of this run go (default: runs/<time>)",
+            )
         if name == "up":
-            command.add_argument("--duration", type=_positive_float, metavar="SECONDS",
-                                 help="stop after this many seconds (default: run until Ctrl-C)")
+            command.add_argument(
+                "--duration",
+                type=_positive_float,
+                metavar="SECONDS",
+                help="stop after this many seconds (default: run until Ctrl-C)",
+            )
     return parser
 
 
@@ -95,7 +116,9 @@ def _run_directory(args: argparse.Namespace) -> Path:
 
 def command_check(args: argparse.Namespace) -> int:
     graph = _load(args)
-    print(f"{graph.source}: valid, {len(graph.nodes)} nodes ({'simulated' if graph.sim else 'real'} hardware)")
+    print(
+        f"{graph.source}: valid, {len(graph.nodes)} nodes ({'simulated' if graph.sim else 'real'} hardware)"
+    )
     for node in graph.nodes:
         print(f"  {node.namespace}/{node.name}  ({node.module})")
         for key, value in sorted(node.parameters.items()):
@@ -108,8 +131,12 @@ def command_check(args: argparse.Namespace) -> int:
 def command_up(args: argparse.Namespace) -> int:
     graph = _load(args)
     specs = plan_processes(graph, _run_directory(args), args.domain_id)
-    logger.info("starting %d nodes on ROS_DOMAIN_ID=%d: %s", len(specs), args.domain_id,
-                ", ".join(spec.name for spec in specs))
+    logger.info(
+        "starting %d nodes on ROS_DOMAIN_ID=%d: %s",
+        len(specs),
+        args.domain_id,
+        ", ".join(spec.name for spec in specs),
+    )
     with GraphSupervisor(specs) as supervisor:
         try:
             supervisor.watch(args.duration)
@@ -133,9 +160,13 @@ def command_demo(args: argparse.Namespace) -> int:
         print(f"graph alive after {took:.1f} s: {', '.join(names)}")
         if graph.sim:
             requested = graph.node("sim_clock").parameters["real_time_factor"]
-            print(f"simulated clock: {probe.measure_real_time_factor():.2f}x real time (requested {requested}x)")
+            print(
+                f"simulated clock: {probe.measure_real_time_factor():.2f}x real time (requested {requested}x)"
+            )
         status = probe.latest_status()
-        print("stations: " + ", ".join(f"{s.station}={_STATES.get(s.state, s.state)}" for s in status.stations))
+        print(
+            "stations: " + ", ".join(f"{s.station}={_STATES.get(s.state, s.state)}" for s in status.stations)
+        )
         trip = probe.estop_round_trip(operator_id="demo-operator")
         print(f"e-stop engaged -> cell ESTOPPED in {trip.engage_to_status_s * 1000:.0f} ms")
         print(f"reset without operator refused: {trip.refused_reset_message}")

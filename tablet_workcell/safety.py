@@ -14,15 +14,24 @@ from tablet_workcell.errors import WorkcellError
 from tablet_workcell.parameters import ParamSpec
 
 SAFETY_PARAMETERS = (
-    ParamSpec("engaged_at_start", "bool", False,
-              "start with the e-stop engaged (an operator must reset it before motion)"),
-    ParamSpec("status_period_s", "float", 1.0,
-              "period of the republished e-stop state and station status [s]",
-              minimum=0.05, maximum=60.0),
+    ParamSpec(
+        "engaged_at_start",
+        "bool",
+        False,
+        "start with the e-stop engaged (an operator must reset it before motion)",
+    ),
+    ParamSpec(
+        "status_period_s",
+        "float",
+        1.0,
+        "period of the republished e-stop state and station status [s]",
+        minimum=0.05,
+        maximum=60.0,
+    ),
 )
 
 
-class EstopResetRefused(WorkcellError):
+class EstopResetRefusedError(WorkcellError):
     """A reset was asked for without an operator identity."""
 
 
@@ -39,8 +48,11 @@ class EstopLatch:
     """The e-stop latch. Not thread-safe: the node serialises calls on its executor."""
 
     def __init__(self, engaged: bool = False) -> None:
-        self._state = EstopState(active=engaged, reason="engaged at start-up" if engaged else "",
-                                 source="configuration" if engaged else "")
+        self._state = EstopState(
+            active=engaged,
+            reason="engaged at start-up" if engaged else "",
+            source="configuration" if engaged else "",
+        )
 
     @property
     def state(self) -> EstopState:
@@ -56,7 +68,7 @@ class EstopLatch:
     def reset(self, operator_id: str) -> tuple[EstopState, bool]:
         """Reset by an identified operator; returns the state and whether it changed."""
         if not operator_id.strip():
-            raise EstopResetRefused(
+            raise EstopResetRefusedError(
                 "e-stop reset refused: no operator id given. A reset needs the id of the "
                 "operator who checked the cell is safe (operator_id field)."
             )

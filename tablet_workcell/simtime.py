@@ -19,15 +19,29 @@ from tablet_workcell.errors import ConfigError
 from tablet_workcell.parameters import ParamSpec
 
 CLOCK_PARAMETERS = (
-    ParamSpec("real_time_factor", "float", 1.0,
-              "simulated seconds per real second (1 for demos, 100 or more for CI)",
-              minimum=0.01, maximum=10000.0),
-    ParamSpec("publish_rate_hz", "float", 100.0,
-              "how many /clock messages are published per real second",
-              minimum=1.0, maximum=1000.0),
-    ParamSpec("start_time_s", "float", 0.0,
-              "simulated time at start-up [s] (0 gives reproducible campaigns)",
-              minimum=0.0),
+    ParamSpec(
+        "real_time_factor",
+        "float",
+        1.0,
+        "simulated seconds per real second (1 for demos, 100 or more for CI)",
+        minimum=0.01,
+        maximum=10000.0,
+    ),
+    ParamSpec(
+        "publish_rate_hz",
+        "float",
+        100.0,
+        "how many /clock messages are published per real second",
+        minimum=1.0,
+        maximum=1000.0,
+    ),
+    ParamSpec(
+        "start_time_s",
+        "float",
+        0.0,
+        "simulated time at start-up [s] (0 gives reproducible campaigns)",
+        minimum=0.0,
+    ),
 )
 
 NANOSECONDS_PER_SECOND = 1_000_000_000

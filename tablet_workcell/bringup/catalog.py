@@ -34,11 +34,19 @@ class NodeType:
 NODE_TYPES: dict[str, NodeType] = {
     node.executable: node
     for node in (
-        NodeType("sim_clock", "publishes /clock at a configurable real-time factor (simulation only)",
-                 CLOCK_PARAMETERS, uses_sim_time=False),
-        NodeType("safety", "latched emergency stop: /safety/estop state and the e-stop service",
-                 SAFETY_PARAMETERS),
-        NodeType("cell_status", "aggregates station status and the e-stop into /workcell/status",
-                 CELL_STATUS_PARAMETERS),
+        NodeType(
+            "sim_clock",
+            "publishes /clock at a configurable real-time factor (simulation only)",
+            CLOCK_PARAMETERS,
+            uses_sim_time=False,
+        ),
+        NodeType(
+            "safety", "latched emergency stop: /safety/estop state and the e-stop service", SAFETY_PARAMETERS
+        ),
+        NodeType(
+            "cell_status",
+            "aggregates station status and the e-stop into /workcell/status",
+            CELL_STATUS_PARAMETERS,
+        ),
     )
 }

@@ -121,7 +121,9 @@ def load_graph(
         node_type = _node_type(entry.get("executable"), where)
         name = entry.get("name", node_type.executable)
         if not isinstance(name, str) or not NODE_NAME.match(name):
-            raise ConfigError(f"{where}: node name {name!r} is not a valid ROS name; use letters, digits, '_'.")
+            raise ConfigError(
+                f"{where}: node name {name!r} is not a valid ROS name; use letters, digits, '_'."
+            )
         where = f"{path}: node '{name}'"
         when = entry.get("when", "always")
         if when not in WHEN_VALUES:
@@ -130,7 +132,9 @@ def load_graph(
             continue
         namespace = _namespace(entry.get("namespace", default_namespace), f"{where}: namespace")
         if (namespace, name) in seen:
-            raise ConfigError(f"{where}: a second node named '{namespace}/{name}'; node names must be unique.")
+            raise ConfigError(
+                f"{where}: a second node named '{namespace}/{name}'; node names must be unique."
+            )
         seen.add((namespace, name))
         values = _mapping(entry.get("parameters"), f"{where}: parameters")
         values.update(overrides.pop(name, {}))
@@ -143,8 +147,9 @@ def load_graph(
     if overrides:
         unknown = ", ".join(sorted(overrides))
         known = ", ".join(node.name for node in nodes)
-        raise ConfigError(f"parameter override for node(s) {unknown} not started in this graph; "
-                          f"nodes started: {known}.")
+        raise ConfigError(
+            f"parameter override for node(s) {unknown} not started in this graph; nodes started: {known}."
+        )
     return GraphDescription(path, sim, tuple(nodes), _environment(ros, path))
 
 
@@ -181,7 +186,9 @@ def _environment(ros: Mapping[str, Any], path: Path) -> dict[str, str]:
     env: dict[str, str] = {}
     discovery = ros.get("discovery_range", "LOCALHOST")
     if discovery not in DISCOVERY_RANGES:
-        raise ConfigError(f"{path}: ros.discovery_range {discovery!r} is not one of {', '.join(DISCOVERY_RANGES)}.")
+        raise ConfigError(
+            f"{path}: ros.discovery_range {discovery!r} is not one of {', '.join(DISCOVERY_RANGES)}."
+        )
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = discovery
     profile = ros.get("fastdds_profile")
     if profile:

@@ -88,7 +88,9 @@ class GraphSupervisor:
             start_new_session=True,
         )
         node = RunningNode(spec, process)
-        node.reader = threading.Thread(target=self._relay, args=(node,), name=f"relay-{spec.name}", daemon=True)
+        node.reader = threading.Thread(
+            target=self._relay, args=(node,), name=f"relay-{spec.name}", daemon=True
+        )
         node.reader.start()
         return node
 

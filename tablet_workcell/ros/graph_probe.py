@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import rclpy
+from rclpy.client import Client
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -34,9 +35,9 @@ class ProbeError(WorkcellError):
 
 @dataclass(frozen=True)
 class EstopRoundTrip:
-    engage_to_status_s: float      # service call sent -> CellStatus shows ESTOPPED
-    refused_reset_message: str     # reset without operator id is refused with this text
-    reset_to_status_s: float       # reset by an operator -> CellStatus leaves ESTOPPED
+    engage_to_status_s: float  # service call sent -> CellStatus shows ESTOPPED
+    refused_reset_message: str  # reset without operator id is refused with this text
+    reset_to_status_s: float  # reset by an operator -> CellStatus leaves ESTOPPED
 
 
 class GraphProbe:
@@ -55,15 +56,16 @@ class GraphProbe:
         self._latest_estop: EstopState | None = None
         self.node.create_subscription(CellStatus, "/workcell/status", self._on_status, STATUS)
         self.node.create_subscription(EstopState, "/safety/estop", self._on_estop, LATCHED)
-        self.node.create_subscription(Clock, "/clock", self._on_clock,
-                                      QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
-        self._estop_client = self.node.create_client(EmergencyStop, "/safety/set_estop")
+        self.node.create_subscription(
+            Clock, "/clock", self._on_clock, QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+        )
+        self._estop_client: Client[EmergencyStop.Request, EmergencyStop.Response] = self.node.create_client(EmergencyStop, "/safety/set_estop")
         self._thread.start()
 
     def _spin(self) -> None:
         try:
             self._executor.spin()
-        except Exception:  # noqa: BLE001 - context shut down while spinning
+        except Exception:
             return
 
     def __enter__(self) -> GraphProbe:
@@ -116,27 +118,33 @@ class GraphProbe:
         except ProbeError:
             seen = {name for name, _ in self.node.get_node_names_and_namespaces()}
             missing = ", ".join(sorted(wanted - seen))
-            raise ProbeError(f"nodes not discovered within {timeout_s:.0f} s: {missing}. "
-                             "Check their output above for start-up errors.") from None
+            raise ProbeError(
+                f"nodes not discovered within {timeout_s:.0f} s: {missing}. "
+                "Check their output above for start-up errors."
+            ) from None
         return time.monotonic() - start
 
     def latest_status(self, timeout_s: float = 10.0) -> CellStatus:
         def status() -> CellStatus | None:
             with self._lock:
                 return self._latest_status
+
         return self._wait_for(status, timeout_s, "/workcell/status")
 
     def latest_estop(self, timeout_s: float = 10.0) -> EstopState:
         def estop() -> EstopState | None:
             with self._lock:
                 return self._latest_estop
+
         return self._wait_for(estop, timeout_s, "/safety/estop")
 
     def measure_real_time_factor(self, real_seconds: float = 2.0, timeout_s: float = 10.0) -> float:
         """Simulated seconds per real second over a window of ``real_seconds``."""
+
         def clock() -> int | None:
             with self._lock:
                 return self._latest_clock_ns
+
         first = self._wait_for(clock, timeout_s, "/clock messages")
         start = time.monotonic()
         time.sleep(real_seconds)
@@ -144,7 +152,9 @@ class GraphProbe:
         assert last is not None
         return (last - first) / 1e9 / (time.monotonic() - start)
 
-    def _call_estop(self, engage: bool, reason: str, operator_id: str, timeout_s: float) -> EmergencyStop.Response:
+    def _call_estop(
+        self, engage: bool, reason: str, operator_id: str, timeout_s: float
+    ) -> EmergencyStop.Response:
         if not self._estop_client.wait_for_service(timeout_sec=timeout_s):
             raise ProbeError(f"service /safety/set_estop not available within {timeout_s:.0f} s")
         request = EmergencyStop.Request(engage=engage, reason=reason, operator_id=operator_id)
@@ -157,17 +167,21 @@ class GraphProbe:
         assert response is not None
         return response
 
-    def wait_for_status(self, predicate: Callable[[CellStatus], bool], what: str,
-                        timeout_s: float = 10.0) -> CellStatus:
+    def wait_for_status(
+        self, predicate: Callable[[CellStatus], bool], what: str, timeout_s: float = 10.0
+    ) -> CellStatus:
         """The first /workcell/status (from now on, or the latest) that satisfies ``predicate``."""
+
         def matching() -> CellStatus | None:
             with self._lock:
                 status = self._latest_status
             return status if status is not None and predicate(status) else None
+
         return self._wait_for(matching, timeout_s, what)
 
-    def _wait_for_mode(self, predicate: Callable[[CellStatus], bool], after_s: float, timeout_s: float,
-                       what: str) -> float:
+    def _wait_for_mode(
+        self, predicate: Callable[[CellStatus], bool], after_s: float, timeout_s: float, what: str
+    ) -> float:
         self.wait_for_status(predicate, what, timeout_s)
         return time.monotonic() - after_s
 
@@ -178,8 +192,9 @@ class GraphProbe:
         response = self._call_estop(True, "probe: e-stop round trip", operator_id, timeout_s)
         if not response.success or not response.state.active:
             raise ProbeError(f"engaging the e-stop failed: {response.message}")
-        engaged = self._wait_for_mode(lambda s: s.mode == CellStatus.MODE_ESTOPPED, sent, timeout_s,
-                                      "the cell status to show ESTOPPED")
+        engaged = self._wait_for_mode(
+            lambda s: s.mode == CellStatus.MODE_ESTOPPED, sent, timeout_s, "the cell status to show ESTOPPED"
+        )
         refused = self._call_estop(False, "", "", timeout_s)
         if refused.success:
             raise ProbeError("the e-stop was reset without an operator id; it must be refused")
@@ -187,6 +202,7 @@ class GraphProbe:
         response = self._call_estop(False, "", operator_id, timeout_s)
         if not response.success or response.state.active:
             raise ProbeError(f"resetting the e-stop failed: {response.message}")
-        reset = self._wait_for_mode(lambda s: s.mode != CellStatus.MODE_ESTOPPED, sent, timeout_s,
-                                    "the cell status to leave ESTOPPED")
+        reset = self._wait_for_mode(
+            lambda s: s.mode != CellStatus.MODE_ESTOPPED, sent, timeout_s, "the cell status to leave ESTOPPED"
+        )
         return EstopRoundTrip(engaged, refused.message, reset)

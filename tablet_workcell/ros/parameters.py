@@ -34,13 +34,21 @@ def descriptor(spec: ParamSpec) -> ParameterDescriptor:
     low = spec.minimum if spec.minimum is not None else None
     high = spec.maximum if spec.maximum is not None else None
     if spec.kind == "float" and (low is not None or high is not None):
-        desc.floating_point_range = [FloatingPointRange(
-            from_value=float(low if low is not None else -1e308),
-            to_value=float(high if high is not None else 1e308), step=0.0)]
+        desc.floating_point_range = [
+            FloatingPointRange(
+                from_value=float(low if low is not None else -1e308),
+                to_value=float(high if high is not None else 1e308),
+                step=0.0,
+            )
+        ]
     if spec.kind == "int" and (low is not None or high is not None):
-        desc.integer_range = [IntegerRange(
-            from_value=int(low if low is not None else -(2**63)),
-            to_value=int(high if high is not None else 2**63 - 1), step=1)]
+        desc.integer_range = [
+            IntegerRange(
+                from_value=int(low if low is not None else -(2**63)),
+                to_value=int(high if high is not None else 2**63 - 1),
+                step=1,
+            )
+        ]
     return desc
 
 
@@ -50,25 +58,25 @@ class ParameterValues:
     def __init__(self, values: dict[str, ParamValue]) -> None:
         self._values = values
 
-    def float(self, name: str) -> float:
+    def get_float(self, name: str) -> float:
         value = self._values[name]
         if not isinstance(value, int | float):
             raise TypeError(f"parameter {name} is {type(value).__name__}, not a number")
         return float(value)
 
-    def int(self, name: str) -> int:
+    def get_int(self, name: str) -> int:
         value = self._values[name]
         if not isinstance(value, int):
             raise TypeError(f"parameter {name} is {type(value).__name__}, not an integer")
         return value
 
-    def bool(self, name: str) -> bool:
+    def get_bool(self, name: str) -> bool:
         return bool(self._values[name])
 
-    def str(self, name: str) -> str:
+    def get_str(self, name: str) -> str:
         return str(self._values[name])
 
-    def str_list(self, name: str) -> list[str]:
+    def get_str_list(self, name: str) -> list[str]:
         value = self._values[name]
         if not isinstance(value, list):
             raise TypeError(f"parameter {name} is {type(value).__name__}, not a list")

@@ -38,8 +38,9 @@ def start(description: GraphDescription, tmp_path: Path, domain: int) -> GraphSu
     return GraphSupervisor(plan_processes(description, tmp_path, domain))
 
 
-def test_safety_and_cell_status_exchange_custom_interfaces(tmp_path: Path, ros_domain_id: int,
-                                                           probe: GraphProbe) -> None:
+def test_safety_and_cell_status_exchange_custom_interfaces(
+    tmp_path: Path, ros_domain_id: int, probe: GraphProbe
+) -> None:
     with start(graph(sim=False), tmp_path, ros_domain_id) as supervisor:
         assert set(supervisor.pids) == {"safety", "cell_status"}
         probe.wait_for_nodes(["safety", "cell_status"])
@@ -81,7 +82,10 @@ def test_sim_clock_runs_at_the_requested_factor_and_nodes_follow_it(
 def test_out_of_range_parameter_is_refused_by_the_node_itself(ros_domain_id: int) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "tablet_workcell.nodes.safety", "--ros-args", "-p", "status_period_s:=0.0"],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 2
     assert "invalid parameter" in result.stderr and "status_period_s" in result.stderr
@@ -90,9 +94,22 @@ def test_out_of_range_parameter_is_refused_by_the_node_itself(ros_domain_id: int
 
 def test_workcell_demo_command_runs_end_to_end(ros_domain_id: int, tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "tablet_workcell.cli", "demo", "--rtf", "100",
-         "--domain-id", str(ros_domain_id), "--run-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "tablet_workcell.cli",
+            "demo",
+            "--rtf",
+            "100",
+            "--domain-id",
+            str(ros_domain_id),
+            "--run-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert "graph alive" in result.stdout
@@ -103,16 +120,34 @@ def test_workcell_demo_command_runs_end_to_end(ros_domain_id: int, tmp_path: Pat
 
 def test_workcell_up_stops_after_duration_and_reports_bad_config(ros_domain_id: int, tmp_path: Path) -> None:
     up = subprocess.run(
-        [sys.executable, "-m", "tablet_workcell.cli", "up", "--duration", "2",
-         "--domain-id", str(ros_domain_id), "--run-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=60, check=False,
+        [
+            sys.executable,
+            "-m",
+            "tablet_workcell.cli",
+            "up",
+            "--duration",
+            "2",
+            "--domain-id",
+            str(ros_domain_id),
+            "--run-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert up.returncode == 0, up.stderr
     assert "all nodes stopped" in up.stderr
     bad = tmp_path / "bad.yaml"
     bad.write_text("nodes:\n  - executable: press_controller\n")
-    check = subprocess.run([sys.executable, "-m", "tablet_workcell.cli", "up", "--config", str(bad)],
-                           capture_output=True, text=True, timeout=60, check=False)
+    check = subprocess.run(
+        [sys.executable, "-m", "tablet_workcell.cli", "up", "--config", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert check.returncode == 2
     assert "unknown node executable 'press_controller'" in check.stderr
     assert "Traceback" not in check.stderr

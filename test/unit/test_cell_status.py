@@ -15,7 +15,9 @@ def test_silent_station_goes_offline_after_the_timeout() -> None:
     aggregator.update_station(StationReport("press", StationState.BUSY, received_s=10.0))
     assert aggregator.snapshot(10.5).mode is CellMode.RUNNING
     late = aggregator.snapshot(11.5)
-    assert late.stations[0].state is StationState.OFFLINE and "no status for 1.5 s" in late.stations[0].message
+    assert (
+        late.stations[0].state is StationState.OFFLINE and "no status for 1.5 s" in late.stations[0].message
+    )
 
 
 def test_estop_dominates_fault_which_dominates_busy() -> None:

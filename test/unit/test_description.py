@@ -31,12 +31,18 @@ def test_shipped_description_is_valid_in_both_modes() -> None:
 
 
 def test_overrides_are_validated_like_the_file() -> None:
-    graph = load_graph(default_graph_path(), sim=True, parameter_overrides={"sim_clock": {"real_time_factor": 50}})
+    graph = load_graph(
+        default_graph_path(), sim=True, parameter_overrides={"sim_clock": {"real_time_factor": 50}}
+    )
     assert graph.node("sim_clock").parameters["real_time_factor"] == 50.0
     with pytest.raises(ConfigError, match="above the maximum 10000"):
-        load_graph(default_graph_path(), sim=True, parameter_overrides={"sim_clock": {"real_time_factor": 1e6}})
-    with pytest.raises(ConfigError, match="override for node.* sim_clock not started"):
-        load_graph(default_graph_path(), sim=False, parameter_overrides={"sim_clock": {"real_time_factor": 2}})
+        load_graph(
+            default_graph_path(), sim=True, parameter_overrides={"sim_clock": {"real_time_factor": 1e6}}
+        )
+    with pytest.raises(ConfigError, match=r"override for node.* sim_clock not started"):
+        load_graph(
+            default_graph_path(), sim=False, parameter_overrides={"sim_clock": {"real_time_factor": 2}}
+        )
 
 
 @pytest.mark.parametrize(
@@ -46,7 +52,10 @@ def test_overrides_are_validated_like_the_file() -> None:
         ("nodes: []", "'nodes' must be a non-empty list"),
         ("nodez: []", "unknown key 'nodez'. Did you mean 'nodes'?"),
         ("nodes:\n  - executable: safty\n", "unknown node executable 'safty'. Did you mean 'safety'?"),
-        ("nodes:\n  - executable: safety\n    paramters: {}\n", "unknown key 'paramters'. Did you mean 'parameters'?"),
+        (
+            "nodes:\n  - executable: safety\n    paramters: {}\n",
+            "unknown key 'paramters'. Did you mean 'parameters'?",
+        ),
         ("nodes:\n  - executable: safety\n  - executable: safety\n", "a second node named '/safety'"),
         ("nodes:\n  - executable: safety\n    name: 'bad name'\n", "is not a valid ROS name"),
         ("nodes:\n  - executable: safety\n    when: sometimes\n", "when: 'sometimes' is not one of"),
@@ -69,12 +78,19 @@ def test_missing_file_names_the_fix(tmp_path: Path) -> None:
         load_graph(tmp_path / "absent.yaml", sim=True)
 
 
-def test_missing_model_file_is_reported_before_launch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    model_node = NodeType("segmenter", "test node needing a model",
-                          (ParamSpec("model_path", "str", "models/seg.onnx", "ONNX model", is_path=True),))
+def test_missing_model_file_is_reported_before_launch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model_node = NodeType(
+        "segmenter",
+        "test node needing a model",
+        (ParamSpec("model_path", "str", "models/seg.onnx", "ONNX model", is_path=True),),
+    )
     monkeypatch.setitem(catalog.NODE_TYPES, "segmenter", model_node)
     path = write(tmp_path, "nodes:\n  - executable: segmenter\n")
-    with pytest.raises(ConfigError, match="parameter 'model_path' names models/seg.onnx, which does not exist"):
+    with pytest.raises(
+        ConfigError, match=r"parameter .model_path. names models/seg\.onnx, which does not exist"
+    ):
         load_graph(path, sim=True)
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "seg.onnx").write_bytes(b"onnx")
@@ -82,5 +98,7 @@ def test_missing_model_file_is_reported_before_launch(tmp_path: Path, monkeypatc
 
 
 def test_namespace_applies_to_all_nodes(tmp_path: Path) -> None:
-    path = write(tmp_path, "ros: {namespace: /cell1}\nnodes:\n  - executable: safety\n  - executable: cell_status\n")
+    path = write(
+        tmp_path, "ros: {namespace: /cell1}\nnodes:\n  - executable: safety\n  - executable: cell_status\n"
+    )
     assert {n.namespace for n in load_graph(path, sim=False).nodes} == {"/cell1"}

@@ -9,7 +9,7 @@ import os
 import sys
 import types
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import yaml
@@ -38,9 +38,13 @@ def test_every_interface_file_is_importable_and_round_trips() -> None:
 def test_recipe_message_carries_the_formulation_and_process() -> None:
     from tablet_workcell.msg import Component, Recipe  # noqa: PLC0415
 
-    recipe = Recipe(experiment_id="e1", components=[Component(name="mcc", mass_fraction=0.7),
-                                                    Component(name="lactose", mass_fraction=0.3)],
-                    target_tablet_mass_kg=1e-4, compaction_pressure_pa=1.5e8, dwell_time_s=0.1)
+    recipe = Recipe(
+        experiment_id="e1",
+        components=[Component(name="mcc", mass_fraction=0.7), Component(name="lactose", mass_fraction=0.3)],
+        target_tablet_mass_kg=1e-4,
+        compaction_pressure_pa=1.5e8,
+        dwell_time_s=0.1,
+    )
     again = deserialize_message(serialize_message(recipe), Recipe)
     assert [c.name for c in again.components] == ["mcc", "lactose"]
     assert again.compaction_pressure_pa == 1.5e8
@@ -74,7 +78,7 @@ def test_shared_files_and_ament_index_are_installed() -> None:
 class _Recorder:
     """Stands in for a launch/launch_ros class and records how it was constructed."""
 
-    created: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+    created: ClassVar[list[tuple[str, tuple[Any, ...], dict[str, Any]]]] = []
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.args, self.kwargs = args, kwargs
@@ -88,11 +92,21 @@ def _fake_launch_modules(arguments: dict[str, str]) -> dict[str, types.ModuleTyp
         def perform(self, context: object) -> str:
             return arguments[self.args[0]]
 
-    recorders = {name: type(name, (_Recorder,), {}) for name in
-                 ("LaunchDescription", "LaunchContext", "DeclareLaunchArgument", "OpaqueFunction",
-                  "SetEnvironmentVariable", "Node")}
-    modules = {name: types.ModuleType(name) for name in
-               ("launch", "launch.actions", "launch.substitutions", "launch_ros", "launch_ros.actions")}
+    recorders = {
+        name: type(name, (_Recorder,), {})
+        for name in (
+            "LaunchDescription",
+            "LaunchContext",
+            "DeclareLaunchArgument",
+            "OpaqueFunction",
+            "SetEnvironmentVariable",
+            "Node",
+        )
+    }
+    modules = {
+        name: types.ModuleType(name)
+        for name in ("launch", "launch.actions", "launch.substitutions", "launch_ros", "launch_ros.actions")
+    }
     modules["launch"].LaunchDescription = recorders["LaunchDescription"]  # type: ignore[attr-defined]
     modules["launch"].LaunchContext = recorders["LaunchContext"]  # type: ignore[attr-defined]
     for name in ("DeclareLaunchArgument", "OpaqueFunction", "SetEnvironmentVariable"):
@@ -119,7 +133,9 @@ def test_launch_file_and_workcell_command_start_the_same_graph(
     opaque.kwargs["function"](object())
 
     launched = {kw["name"]: kw for kind, _, kw in _Recorder.created if kind == "Node"}
-    environment = {args[0]: args[1] for kind, args, _ in _Recorder.created if kind == "SetEnvironmentVariable"}
+    environment = {
+        args[0]: args[1] for kind, args, _ in _Recorder.created if kind == "SetEnvironmentVariable"
+    }
 
     overrides = {"sim_clock": {"real_time_factor": 25.0}} if sim else {}
     graph = load_graph(default_graph_path(), sim=sim, parameter_overrides=overrides)

@@ -36,7 +36,7 @@ def test_defaults_filled_and_ints_accepted_as_floats() -> None:
     ],
 )
 def test_bad_values_are_explained(values: dict[str, object], expected: str) -> None:
-    with pytest.raises(ConfigError, match="^cfg: ") as error:
+    with pytest.raises(ConfigError, match=r"^cfg: ") as error:
         resolve_parameters(SPECS, values, "cfg")
     assert expected in str(error.value)
 

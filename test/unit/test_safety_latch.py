@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tablet_workcell.safety import EstopLatch, EstopResetRefused
+from tablet_workcell.safety import EstopLatch, EstopResetRefusedError
 
 
 def test_engage_latches_and_keeps_the_first_reason() -> None:
@@ -17,7 +17,7 @@ def test_engage_latches_and_keeps_the_first_reason() -> None:
 def test_reset_without_operator_is_refused_and_latch_stays(operator: str) -> None:
     latch = EstopLatch()
     latch.engage("test", "panel")
-    with pytest.raises(EstopResetRefused, match="no operator id"):
+    with pytest.raises(EstopResetRefusedError, match="no operator id"):
         latch.reset(operator)
     assert latch.state.active
 

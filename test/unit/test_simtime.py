@@ -29,5 +29,5 @@ def test_real_time_going_backwards_never_moves_sim_time_back() -> None:
 
 @pytest.mark.parametrize("factor", [0.0, -1.0, float("nan")])
 def test_non_positive_factor_is_rejected_with_a_fix(factor: float) -> None:
-    with pytest.raises(ConfigError, match="must be greater than 0; use 1.0 for real time"):
+    with pytest.raises(ConfigError, match=r"must be greater than 0; use 1\.0 for real time"):
         SimClock(real_time_factor=factor, start_time_ns=0, real_origin_ns=0)

@@ -30,8 +30,9 @@ def alive(pid: int) -> bool:
 def test_output_is_relayed_with_node_names_and_processes_stopped(tmp_path: Path) -> None:
     lines: list[tuple[str, str]] = []
     code = "import time; print('ready', flush=True); time.sleep(60)"
-    with GraphSupervisor([spec("a", code, tmp_path), spec("b", code, tmp_path)],
-                         line_sink=lambda n, s: lines.append((n, s))) as supervisor:
+    with GraphSupervisor(
+        [spec("a", code, tmp_path), spec("b", code, tmp_path)], line_sink=lambda n, s: lines.append((n, s))
+    ) as supervisor:
         pids = supervisor.pids
         deadline = time.monotonic() + 20
         while len(lines) < 2 and time.monotonic() < deadline:
@@ -54,12 +55,17 @@ def test_a_node_that_dies_is_reported_with_its_last_output(tmp_path: Path) -> No
 
 
 def test_a_node_ignoring_sigint_is_escalated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(supervisor_module, "STOP_SEQUENCE",
-                        tuple((sig, 0.5) for sig, _ in supervisor_module.STOP_SEQUENCE))
-    stubborn = ("import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); "
-                "print('ignoring', flush=True); time.sleep(60)")
+    monkeypatch.setattr(
+        supervisor_module, "STOP_SEQUENCE", tuple((sig, 0.5) for sig, _ in supervisor_module.STOP_SEQUENCE)
+    )
+    stubborn = (
+        "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+        "print('ignoring', flush=True); time.sleep(60)"
+    )
     lines: list[str] = []
-    supervisor = GraphSupervisor([spec("stubborn", stubborn, tmp_path)], line_sink=lambda n, s: lines.append(s))
+    supervisor = GraphSupervisor(
+        [spec("stubborn", stubborn, tmp_path)], line_sink=lambda n, s: lines.append(s)
+    )
     supervisor.start()
     pid = supervisor.pids["stubborn"]
     deadline = time.monotonic() + 20
@@ -71,7 +77,9 @@ def test_a_node_ignoring_sigint_is_escalated(tmp_path: Path, monkeypatch: pytest
 
 def test_failure_to_start_stops_what_already_runs(tmp_path: Path) -> None:
     good = spec("good", "import time; time.sleep(60)", tmp_path)
-    bad = ProcessSpec("bad", (str(tmp_path / "no-such-interpreter"),), dict(os.environ), tmp_path / "bad.yaml")
+    bad = ProcessSpec(
+        "bad", (str(tmp_path / "no-such-interpreter"),), dict(os.environ), tmp_path / "bad.yaml"
+    )
     supervisor = GraphSupervisor([good, bad], line_sink=lambda n, s: None)
     with pytest.raises(LaunchError, match="could not start node process"):
         supervisor.start()
