@@ -38,7 +38,8 @@ class SimClockNode(Node):
         self._timer = self.create_timer(period, self._tick, clock=RosClock(clock_type=ClockType.STEADY_TIME))
         self.add_on_set_parameters_callback(self._on_parameters)
         self.get_logger().info(
-            f"publishing /clock at {1.0 / period:.0f} Hz, real-time factor {self._sim_clock.real_time_factor:g}"
+            f"publishing /clock at {1.0 / period:.0f} Hz, "
+            f"real-time factor {self._sim_clock.real_time_factor:g}"
         )
 
     def _tick(self) -> None:
