@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import tablet_workcell
 
@@ -12,7 +13,7 @@ ADAPTERS = {"ros", "nodes", "cli"}  # may import rclpy
 GENERATED = {"msg", "srv", "action"}  # rosidl output
 
 
-def contract(contract_id: str) -> dict[str, object]:
+def contract(contract_id: str) -> dict[str, Any]:
     config = tomllib.loads((REPO / "pyproject.toml").read_text())
     contracts = config["tool"]["importlinter"]["contracts"]
     return next(c for c in contracts if c["id"] == contract_id)
