@@ -59,7 +59,9 @@ class GraphProbe:
         self.node.create_subscription(
             Clock, "/clock", self._on_clock, QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
         )
-        self._estop_client: Client[EmergencyStop.Request, EmergencyStop.Response] = self.node.create_client(EmergencyStop, "/safety/set_estop")
+        self._estop_client: Client[EmergencyStop.Request, EmergencyStop.Response] = self.node.create_client(
+            EmergencyStop, "/safety/set_estop"
+        )
         self._thread.start()
 
     def _spin(self) -> None:

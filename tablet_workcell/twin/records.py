@@ -1,0 +1,103 @@
+"""Plain data records the twin produces and the analyses consume (SI units throughout).
+
+They live apart from the models so that analyses (tablet_workcell.analysis) and
+simulators can depend on the record shapes without depending on the physics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float64]
+
+
+class CompactionPhase(IntEnum):
+    """Phase of each sample of a compaction record."""
+
+    LOADING = 0
+    DWELL = 1
+    UNLOADING = 2
+
+
+@dataclass(frozen=True)
+class CompactionRecord:
+    """In-die force-displacement record of one compaction, as the press streams it.
+
+    ``displacement_m`` is the upper punch travel since it touched the powder bed
+    (positive into the die), so the in-die powder height is
+    ``fill_height_m - displacement_m``; with the powder mass, die diameter and the
+    blend's true density this gives the in-die relative density used by Heckel.
+    """
+
+    time_s: FloatArray
+    force_n: FloatArray
+    displacement_m: FloatArray
+    phase: NDArray[np.uint8]
+    fill_height_m: float
+    die_diameter_m: float
+    powder_mass_kg: float
+    true_density_kg_per_m3: float
+
+    @property
+    def punch_area_m2(self) -> float:
+        return float(np.pi * self.die_diameter_m**2 / 4.0)
+
+
+@dataclass(frozen=True)
+class BreakingRecord:
+    """Diametral compression record: platen force against platen travel until fracture."""
+
+    time_s: FloatArray
+    force_n: FloatArray
+    displacement_m: FloatArray
+    tablet_diameter_m: float
+    tablet_thickness_m: float
+
+
+@dataclass(frozen=True)
+class DropletScene:
+    """Side-view geometry at one instant of the sessile-drop test (what the camera sees).
+
+    The tablet is a flat cylinder standing on the stage; the droplet is a spherical cap
+    resting centred on the tablet's top face. Heights are measured from the stage.
+    """
+
+    tablet_diameter_m: float
+    tablet_height_m: float  # current (possibly swollen) height under the droplet
+    droplet_base_radius_m: float  # radius of the wetted base circle; 0 when no droplet
+    droplet_contact_angle_rad: float
+    needle_tip_height_m: float | None = None  # dispensing needle tip above the stage; None if retracted
+    needle_diameter_m: float = 0.5e-3
+
+    @property
+    def has_droplet(self) -> bool:
+        return self.droplet_base_radius_m > 0.0 and self.droplet_contact_angle_rad > 0.0
+
+    @property
+    def droplet_sphere_radius_m(self) -> float:
+        return float(self.droplet_base_radius_m / np.sin(self.droplet_contact_angle_rad))
+
+    @property
+    def droplet_height_m(self) -> float:
+        """Apex height of the cap above the tablet's top face."""
+        return float(self.droplet_base_radius_m * np.tan(self.droplet_contact_angle_rad / 2.0))
+
+    @property
+    def droplet_side_area_m2(self) -> float:
+        """Projected (side-view) area of the cap: a circular segment of half-angle theta."""
+        if not self.has_droplet:
+            return 0.0
+        theta = self.droplet_contact_angle_rad
+        radius = self.droplet_sphere_radius_m
+        return float(radius**2 * (theta - np.sin(theta) * np.cos(theta)))
+
+    @property
+    def droplet_volume_m3(self) -> float:
+        if not self.has_droplet:
+            return 0.0
+        a, h = self.droplet_base_radius_m, self.droplet_height_m
+        return float(np.pi * h * (3.0 * a**2 + h**2) / 6.0)
