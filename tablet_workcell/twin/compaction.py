@@ -13,8 +13,9 @@ Model (all SI):
 * Dwell under force control with logarithmic creep of plastic materials.
 * Unloading: in-die elastic recovery of half the total axial recovery, force falling
   as a 3/2 power of the remaining recovery; the rest recovers after ejection.
-  Total axial recovery = P_max / E_r (E_r calibrated per material; MCC's lies in its
-  published Young's modulus range).
+  Total axial recovery = sqrt(P_max * 100 MPa) / E_r: proportional to P_max / E_r at
+  100 MPa and growing sub-linearly above, so that tabletability plateaus rather than
+  falls at high pressure (E_r calibrated per material).
 * Ejection force = friction coefficient x residual radial pressure x wall area;
   magnesium stearate lowers the friction coefficient.
 * Tensile strength, Ryshkewitch-Duckworth: sigma = sigma0 exp(-k eps) of the out-of-die
@@ -39,6 +40,7 @@ from tablet_workcell.twin.blend import BlendProperties
 from tablet_workcell.twin.records import BreakingRecord, CompactionPhase, CompactionRecord, FloatArray
 
 IN_DIE_RECOVERY_SHARE = 0.5
+RECOVERY_REFERENCE_PA = 100e6
 CAPPING_RECOVERY = 0.09
 CAPPING_MIN_MCC = 0.25
 CAPPING_MIN_PRESSURE_PA = 80e6
@@ -136,7 +138,7 @@ def compact(
     h_min = fill_height - (dwell_travel[-1] if dwell_t.size else travel[-1])
 
     # Unloading: in-die share of the elastic recovery, F ~ (remaining recovery)^1.5.
-    recovery_total = target_pressure_pa / blend.recovery_modulus_pa
+    recovery_total = math.sqrt(target_pressure_pa * RECOVERY_REFERENCE_PA) / blend.recovery_modulus_pa
     h_unloaded = h_min * (1.0 + IN_DIE_RECOVERY_SHARE * recovery_total)
     unload_duration = (h_unloaded - h_min) / settings.punch_speed_m_per_s
     unload_t = np.arange(dt, unload_duration + dt / 2, dt)
