@@ -12,7 +12,7 @@ DEMO_ARGS ?= --sim --experiments 3
 INSTALL_INPUTS := pyproject.toml setup.py package.xml CMakeLists.txt \
 	$(wildcard msg/*.msg srv/*.srv action/*.action nodes/*.py launch/* config/* models/*)
 
-.PHONY: all setup demo up test test-fast lint bench clean system-deps
+.PHONY: all setup demo up test test-fast lint bench figures clean system-deps
 all: setup
 
 system-deps:
@@ -59,6 +59,10 @@ test-fast: setup
 
 bench: setup
 	$(PY) bench/image_transport.py
+	$(PY) bench/twin_speed.py
+
+figures: setup
+	$(PY) docs/twin_figures.py
 
 clean:
 	rm -rf build install log $(VENV) tablet_workcell/msg tablet_workcell/srv tablet_workcell/action \

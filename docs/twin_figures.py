@@ -22,14 +22,14 @@ from pathlib import Path
 import matplotlib as mpl
 
 mpl.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 - backend must be chosen first
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from tablet_workcell.twin.blend import Formulation  # noqa: E402
-from tablet_workcell.twin.compaction import PressSettings, compact  # noqa: E402
-from tablet_workcell.twin.disintegration import Regime  # noqa: E402
-from tablet_workcell.twin.experiment import ExperimentSpec, simulate_experiment  # noqa: E402
-from tablet_workcell.twin.records import CompactionPhase  # noqa: E402
+from tablet_workcell.twin.blend import Formulation
+from tablet_workcell.twin.compaction import PressSettings, compact
+from tablet_workcell.twin.disintegration import Regime
+from tablet_workcell.twin.experiment import ExperimentSpec, simulate_experiment
+from tablet_workcell.twin.records import CompactionPhase
 
 LOG = logging.getLogger("twin_figures")
 IR_BLEND = {"mcc": 0.6, "lactose": 0.35, "ccs": 0.04, "mgst": 0.01}
@@ -48,8 +48,12 @@ def heckel_figure(path: Path) -> None:
         density = record.powder_mass_kg / (record.true_density_kg_per_m3 * record.punch_area_m2 * height)
         pressure = record.force_n[loading] / record.punch_area_m2
         valid = (density > 0) & (density < 1) & (pressure > 1e6)
-        axis.plot(pressure[valid] / 1e6, np.log(1 / (1 - density[valid])), lw=1.2,
-                  label=f"{label} (Py {blend.yield_pressure_pa / 1e6:.0f} MPa)")
+        axis.plot(
+            pressure[valid] / 1e6,
+            np.log(1 / (1 - density[valid])),
+            lw=1.2,
+            label=f"{label} (Py {blend.yield_pressure_pa / 1e6:.0f} MPa)",
+        )
     axis.set_xlabel("upper punch pressure [MPa]")
     axis.set_ylabel("ln(1/(1-D))")
     axis.set_title("In-die Heckel plots (twin, 100 mg in an 8 mm die)")
@@ -65,8 +69,13 @@ def tabletability_figure(path: Path) -> None:
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
     for label, fractions in PURE.items():
         blend = Formulation.of(fractions).properties
-        strengths = [compact(blend, 100e-6, 8e-3, p, 0.2, np.random.default_rng(0), NO_SCATTER)
-                     .tablet.tensile_strength_pa / 1e6 for p in pressures]
+        strengths = [
+            compact(
+                blend, 100e-6, 8e-3, p, 0.2, np.random.default_rng(0), NO_SCATTER
+            ).tablet.tensile_strength_pa
+            / 1e6
+            for p in pressures
+        ]
         left.plot(pressures / 1e6, strengths, marker="o", ms=3, label=label)
     left.axhline(2.0, color="grey", ls="--", lw=1, label="robustness target 2 MPa")
     left.set_xlabel("compaction pressure [MPa]")
@@ -75,8 +84,13 @@ def tabletability_figure(path: Path) -> None:
     left.legend()
     for lubricant in (0.0, 0.005, 0.01, 0.02):
         blend = Formulation.of({"mcc": 1 - lubricant, "mgst": lubricant}).properties
-        strengths = [compact(blend, 100e-6, 8e-3, p, 0.2, np.random.default_rng(0), NO_SCATTER)
-                     .tablet.tensile_strength_pa / 1e6 for p in pressures]
+        strengths = [
+            compact(
+                blend, 100e-6, 8e-3, p, 0.2, np.random.default_rng(0), NO_SCATTER
+            ).tablet.tensile_strength_pa
+            / 1e6
+            for p in pressures
+        ]
         right.plot(pressures / 1e6, strengths, label=f"MCC + {lubricant * 100:.1f} % MgSt")
     right.set_xlabel("compaction pressure [MPa]")
     right.set_title("Lubricant weakens plastic MCC")
@@ -104,10 +118,19 @@ def disintegration_figure(path: Path) -> None:
         line = top.plot(series.time_s, series.side_area_m2 * 1e6, label=label)[0]
         swelling = series.regime == Regime.SWELLING
         if swelling.any():
-            top.plot(series.time_s[swelling], series.side_area_m2[swelling] * 1e6, lw=4, alpha=0.35,
-                     color=line.get_color())
-        bottom.plot(series.time_s, series.tablet_height_m * 1e3, color=line.get_color(),
-                    label=f"{label}: disintegration {series.disintegration_time_s:.0f} s")
+            top.plot(
+                series.time_s[swelling],
+                series.side_area_m2[swelling] * 1e6,
+                lw=4,
+                alpha=0.35,
+                color=line.get_color(),
+            )
+        bottom.plot(
+            series.time_s,
+            series.tablet_height_m * 1e3,
+            color=line.get_color(),
+            label=f"{label}: disintegration {series.disintegration_time_s:.0f} s",
+        )
     top.set_ylabel("droplet side area [mm²]")
     top.set_title("Sessile-drop test (5 µL): thick segments are swelling-dominated")
     top.legend()
@@ -127,8 +150,11 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args.output.mkdir(parents=True, exist_ok=True)
-    for name, make in (("twin_heckel.png", heckel_figure), ("twin_tabletability.png", tabletability_figure),
-                       ("twin_disintegration.png", disintegration_figure)):
+    for name, make in (
+        ("twin_heckel.png", heckel_figure),
+        ("twin_tabletability.png", tabletability_figure),
+        ("twin_disintegration.png", disintegration_figure),
+    ):
         make(args.output / name)
         LOG.info("wrote %s", args.output / name)
     return 0
