@@ -24,7 +24,8 @@ from tablet_workcell.parameters import ParamValue, resolve_parameters
 NODE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 NAMESPACE = re.compile(r"^(/[A-Za-z][A-Za-z0-9_]*)*$")
 DISCOVERY_RANGES = ("LOCALHOST", "SUBNET", "SYSTEM_DEFAULT", "OFF")
-TOP_LEVEL_KEYS = {"ros", "nodes"}
+TOP_LEVEL_KEYS = {"ros", "environment", "nodes"}
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 ROS_KEYS = {"discovery_range", "fastdds_profile", "namespace"}
 NODE_KEYS = {"name", "executable", "when", "namespace", "parameters"}
 WHEN_VALUES: tuple[RunsWhen, ...] = ("always", "sim", "real")
@@ -150,7 +151,9 @@ def load_graph(
         raise ConfigError(
             f"parameter override for node(s) {unknown} not started in this graph; nodes started: {known}."
         )
-    return GraphDescription(path, sim, tuple(nodes), _environment(ros, path))
+    environment = _environment(ros, path)
+    environment.update(_extra_environment(data.get("environment"), path))
+    return GraphDescription(path, sim, tuple(nodes), environment)
 
 
 def _node_type(executable: object, where: str) -> NodeType:
@@ -180,6 +183,16 @@ def _check_paths(node_type: NodeType, parameters: Mapping[str, object], share: P
                     f"{where}: parameter '{spec.name}' names {value}, which does not exist "
                     f"(looked for {candidate}); restore the file or point '{spec.name}' at an existing one."
                 )
+
+
+def _extra_environment(value: object, path: Path) -> dict[str, str]:
+    extra = _mapping(value, f"{path}: 'environment'")
+    for name, setting in extra.items():
+        if not isinstance(name, str) or not ENV_NAME.match(name):
+            raise ConfigError(f"{path}: environment: {name!r} is not a valid environment variable name.")
+        if not isinstance(setting, str | int | float) or isinstance(setting, bool):
+            raise ConfigError(f"{path}: environment: {name} must be a string, not {type(setting).__name__}.")
+    return {name: str(setting) for name, setting in extra.items()}
 
 
 def _environment(ros: Mapping[str, Any], path: Path) -> dict[str, str]:

@@ -102,3 +102,12 @@ def test_namespace_applies_to_all_nodes(tmp_path: Path) -> None:
         tmp_path, "ros: {namespace: /cell1}\nnodes:\n  - executable: safety\n  - executable: cell_status\n"
     )
     assert {n.namespace for n in load_graph(path, sim=False).nodes} == {"/cell1"}
+
+
+def test_extra_environment_is_passed_to_nodes_and_checked(tmp_path: Path) -> None:
+    path = write(tmp_path, "environment: {MY_SETTING: 3}\nnodes:\n  - executable: safety\n")
+    assert load_graph(path, sim=False).environment["MY_SETTING"] == "3"
+    bad = write(tmp_path, "environment: {'1BAD': x}\nnodes:\n  - executable: safety\n")
+    with pytest.raises(ConfigError, match="not a valid environment variable name"):
+        load_graph(bad, sim=False)
+    assert "GLIBC_TUNABLES" in load_graph(default_graph_path(), sim=True).environment
