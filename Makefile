@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.tablet_workcell-installed
 APT_PACKAGES := cmake g++ make
-DEMO_ARGS ?= --sim --experiments 3
+DEMO_ARGS ?= --sim
 
 INSTALL_INPUTS := pyproject.toml setup.py package.xml CMakeLists.txt \
 	$(wildcard msg/*.msg srv/*.srv action/*.action nodes/*.py launch/* config/* models/*)
