@@ -16,6 +16,7 @@ this one process with OpenCV limited to one thread. Baselines named in the same 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -79,7 +80,8 @@ def main() -> int:
     blend = Formulation.of(IR_BLEND).properties
     outcome = compact(blend, 100e-6, 8e-3, 150e6, 0.5, np.random.default_rng(0))
     tablet = outcome.tablet
-    series = sessile_drop(
+    drop_test = functools.partial(
+        sessile_drop,
         blend,
         tablet.diameter_m,
         tablet.thickness_m,
@@ -89,6 +91,7 @@ def main() -> int:
         60.0,
         1 / 30,
     )
+    series = drop_test()
     scenes = [series.scene(i) for i in range(0, 300)]
     fixed = RenderSettings()
     mono = RenderSettings(colour=False)
@@ -109,16 +112,7 @@ def main() -> int:
         "stage_sessile_drop": rate(
             "  sessile drop, 60 s at 30 frames/s",
             args.experiments,
-            lambda i: sessile_drop(
-                blend,
-                tablet.diameter_m,
-                tablet.thickness_m,
-                tablet.porosity,
-                tablet.tensile_strength_pa,
-                5e-9,
-                60.0,
-                1 / 30,
-            ),
+            lambda i: drop_test(),
         ),
         "render_colour_fixed": rate(
             "render 640x480 colour, fixed appearance",

@@ -25,7 +25,7 @@ mpl.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from tablet_workcell.twin.blend import Formulation
+from tablet_workcell.twin.blend import BlendProperties, Formulation
 from tablet_workcell.twin.compaction import PressSettings, compact
 from tablet_workcell.twin.disintegration import Regime
 from tablet_workcell.twin.experiment import ExperimentSpec, simulate_experiment
@@ -64,18 +64,21 @@ def heckel_figure(path: Path) -> None:
     plt.close(figure)
 
 
+def strength_curve_mpa(blend: BlendProperties, pressures: np.ndarray) -> list[float]:
+    """Tensile strength [MPa] of 100 mg, 8 mm tablets at each pressure (no tablet scatter)."""
+    return [
+        compact(blend, 100e-6, 8e-3, p, 0.2, np.random.default_rng(0), NO_SCATTER).tablet.tensile_strength_pa
+        / 1e6
+        for p in pressures
+    ]
+
+
 def tabletability_figure(path: Path) -> None:
     pressures = np.linspace(50e6, 300e6, 11)
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
     for label, fractions in PURE.items():
         blend = Formulation.of(fractions).properties
-        strengths = [
-            compact(
-                blend, 100e-6, 8e-3, p, 0.2, np.random.default_rng(0), NO_SCATTER
-            ).tablet.tensile_strength_pa
-            / 1e6
-            for p in pressures
-        ]
+        strengths = strength_curve_mpa(blend, pressures)
         left.plot(pressures / 1e6, strengths, marker="o", ms=3, label=label)
     left.axhline(2.0, color="grey", ls="--", lw=1, label="robustness target 2 MPa")
     left.set_xlabel("compaction pressure [MPa]")
@@ -84,13 +87,7 @@ def tabletability_figure(path: Path) -> None:
     left.legend()
     for lubricant in (0.0, 0.005, 0.01, 0.02):
         blend = Formulation.of({"mcc": 1 - lubricant, "mgst": lubricant}).properties
-        strengths = [
-            compact(
-                blend, 100e-6, 8e-3, p, 0.2, np.random.default_rng(0), NO_SCATTER
-            ).tablet.tensile_strength_pa
-            / 1e6
-            for p in pressures
-        ]
+        strengths = strength_curve_mpa(blend, pressures)
         right.plot(pressures / 1e6, strengths, label=f"MCC + {lubricant * 100:.1f} % MgSt")
     right.set_xlabel("compaction pressure [MPa]")
     right.set_title("Lubricant weakens plastic MCC")

@@ -92,24 +92,34 @@ def test_out_of_range_parameter_is_refused_by_the_node_itself(ros_domain_id: int
     assert "Traceback" not in result.stderr
 
 
-def test_workcell_demo_command_runs_end_to_end(ros_domain_id: int, tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tablet_workcell.cli",
-            "demo",
-            "--rtf",
-            "100",
-            "--domain-id",
-            str(ros_domain_id),
-            "--run-dir",
-            str(tmp_path),
-        ],
+def run_cli(*arguments: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the `workcell` command as a user would, bounded in time."""
+    return subprocess.run(
+        [sys.executable, "-m", "tablet_workcell.cli", *arguments],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout_s,
         check=False,
+    )
+
+
+def makefile_demo_arguments() -> list[str]:
+    """The arguments `make demo` passes, so this test runs what the README promises."""
+    makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
+    line = next(line for line in makefile.splitlines() if line.startswith("DEMO_ARGS ?="))
+    return line.split("?=", 1)[1].split()
+
+
+def test_workcell_demo_command_runs_end_to_end(ros_domain_id: int, tmp_path: Path) -> None:
+    result = run_cli(
+        "demo",
+        *makefile_demo_arguments(),
+        "--rtf",
+        "100",
+        "--domain-id",
+        str(ros_domain_id),
+        "--run-dir",
+        str(tmp_path),
     )
     assert result.returncode == 0, result.stderr
     assert "graph alive" in result.stdout
@@ -119,35 +129,12 @@ def test_workcell_demo_command_runs_end_to_end(ros_domain_id: int, tmp_path: Pat
 
 
 def test_workcell_up_stops_after_duration_and_reports_bad_config(ros_domain_id: int, tmp_path: Path) -> None:
-    up = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tablet_workcell.cli",
-            "up",
-            "--duration",
-            "2",
-            "--domain-id",
-            str(ros_domain_id),
-            "--run-dir",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    up = run_cli("up", "--duration", "2", "--domain-id", str(ros_domain_id), "--run-dir", str(tmp_path))
     assert up.returncode == 0, up.stderr
     assert "all nodes stopped" in up.stderr
     bad = tmp_path / "bad.yaml"
     bad.write_text("nodes:\n  - executable: press_controller\n")
-    check = subprocess.run(
-        [sys.executable, "-m", "tablet_workcell.cli", "up", "--config", str(bad)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    check = run_cli("up", "--config", str(bad), timeout_s=60)
     assert check.returncode == 2
     assert "unknown node executable 'press_controller'" in check.stderr
     assert "Traceback" not in check.stderr
