@@ -53,8 +53,6 @@ class SimClockNode(Node):
             if parameter.name == "real_time_factor":
                 self._sim_clock.set_factor(float(parameter.value), time.monotonic_ns())
                 self.get_logger().info(f"real-time factor now {parameter.value:g}")
-            elif parameter.name in ("publish_rate_hz", "start_time_s"):
-                return SetParametersResult(successful=False, reason=f"{parameter.name} is fixed at start-up")
         return SetParametersResult(successful=True)
 
 

@@ -34,6 +34,7 @@ CLOCK_PARAMETERS = (
         "how many /clock messages are published per real second",
         minimum=1.0,
         maximum=1000.0,
+        read_only=True,
     ),
     ParamSpec(
         "start_time_s",
@@ -41,6 +42,7 @@ CLOCK_PARAMETERS = (
         0.0,
         "simulated time at start-up [s] (0 gives reproducible campaigns)",
         minimum=0.0,
+        read_only=True,
     ),
 )
 

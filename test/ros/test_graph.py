@@ -9,11 +9,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from rcl_interfaces.srv import SetParameters
+from rclpy.parameter import Parameter
 
 from tablet_workcell.bringup.description import GraphDescription, load_graph
 from tablet_workcell.bringup.paths import default_graph_path
@@ -138,3 +141,31 @@ def test_workcell_up_stops_after_duration_and_reports_bad_config(ros_domain_id: 
     assert check.returncode == 2
     assert "unknown node executable 'press_controller'" in check.stderr
     assert "Traceback" not in check.stderr
+
+
+def test_real_time_factor_changes_at_run_time_and_range_is_enforced(
+    tmp_path: Path, ros_domain_id: int, probe: GraphProbe
+) -> None:
+    description = graph(sim=True, sim_clock={"real_time_factor": 10.0})
+    with start(description, tmp_path, ros_domain_id):
+        probe.wait_for_nodes(["sim_clock"])
+        client = probe.node.create_client(SetParameters, "/sim_clock/set_parameters")
+        assert client.wait_for_service(timeout_sec=10.0)
+
+        def set_factor(value: float) -> bool:
+            request = SetParameters.Request(
+                parameters=[Parameter("real_time_factor", value=value).to_parameter_msg()]
+            )
+            future = client.call_async(request)
+            done = threading.Event()
+            future.add_done_callback(lambda _: done.set())
+            assert done.wait(10.0), "parameter service did not answer"
+            result = future.result()
+            assert result is not None
+            return bool(result.results[0].successful)
+
+        assert 8.0 < probe.measure_real_time_factor(real_seconds=1.0) < 12.0
+        assert set_factor(50.0)
+        assert 40.0 < probe.measure_real_time_factor(real_seconds=1.5) < 60.0
+        assert not set_factor(0.0)  # below the declared minimum: refused, clock keeps running
+        assert 40.0 < probe.measure_real_time_factor(real_seconds=1.0) < 60.0
