@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from rcl_interfaces.srv import SetParameters
+from rclpy.client import Client
 from rclpy.parameter import Parameter
 
 from tablet_workcell.bringup.description import GraphDescription, load_graph
@@ -149,7 +150,9 @@ def test_real_time_factor_changes_at_run_time_and_range_is_enforced(
     description = graph(sim=True, sim_clock={"real_time_factor": 10.0})
     with start(description, tmp_path, ros_domain_id):
         probe.wait_for_nodes(["sim_clock"])
-        client = probe.node.create_client(SetParameters, "/sim_clock/set_parameters")
+        client: Client[SetParameters.Request, SetParameters.Response] = probe.node.create_client(
+            SetParameters, "/sim_clock/set_parameters"
+        )
         assert client.wait_for_service(timeout_sec=10.0)
 
         def set_factor(value: float) -> bool:
