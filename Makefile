@@ -6,7 +6,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.tablet_workcell-installed
-APT_PACKAGES := cmake g++ make
+APT_PACKAGES := cmake g++ make postgresql
 DEMO_ARGS ?= --sim
 
 INSTALL_INPUTS := pyproject.toml setup.py package.xml CMakeLists.txt \
@@ -17,12 +17,13 @@ all: setup
 
 system-deps:
 	@missing=""; for tool in cmake c++ make; do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "Installing missing build tools:$$missing"; \
+	    echo "Installing missing system packages for:$$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); \
 	  else \
-	    echo "error: missing build tools:$$missing. Install them (Debian: sudo apt-get install $(APT_PACKAGES)) and re-run." >&2; exit 1; \
+	    echo "error: missing system packages for:$$missing. Install them (Debian: sudo apt-get install $(APT_PACKAGES)) and re-run." >&2; exit 1; \
 	  fi; \
 	fi
 

@@ -1,0 +1,1 @@
+"""Alembic migrations of the experiment store (applied by ExperimentStore.open)."""
