@@ -3,6 +3,7 @@
     workcell check [--real]            validate config/workcell.yaml, show the resolved graph
     workcell up [--sim|--real]         start the graph; Ctrl-C stops it cleanly
     workcell demo [--sim]              start the graph, show it alive end to end, stop
+    workcell data list|show|export|report   search and export the experiment store
 
 It reads the same description as ``launch/workcell.launch.py`` (see
 tablet_workcell.bringup). Errors in the description are reported as one sentence and
@@ -25,6 +26,7 @@ from tablet_workcell.bringup.description import GraphDescription, load_graph
 from tablet_workcell.bringup.paths import default_graph_path
 from tablet_workcell.bringup.processes import plan_processes
 from tablet_workcell.bringup.supervisor import GraphSupervisor
+from tablet_workcell.data.commands import add_data_commands, run_data_command
 from tablet_workcell.errors import ConfigError, WorkcellError
 
 logger = logging.getLogger("workcell")
@@ -95,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                 metavar="SECONDS",
                 help="stop after this many seconds (default: run until Ctrl-C)",
             )
+    add_data_commands(commands)
     return parser
 
 
@@ -185,6 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     args = build_parser().parse_args(argv)
     started = time.monotonic()
+    if args.command == "data":
+        return run_data_command(args)
     try:
         return COMMANDS[args.command](args)
     except ConfigError as error:

@@ -64,6 +64,7 @@ class AnalysisRecord:
     inputs: dict[str, Any] = field(default_factory=dict)
     recording_path: str = ""
     model: ArtifactRef | None = None
+    software: ArtifactRef | None = None
     config_hash: str = ""
 
 

@@ -168,7 +168,9 @@ class Recording(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id"))
-    experiment_id: Mapped[str | None] = mapped_column(ForeignKey("experiments.id"), default=None)
+    # No foreign key: a per-experiment recording is finished (and registered) before the
+    # experiment's record is written, which then refers to it by path.
+    experiment_id: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
     path: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(String(64), default="")
     started_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -147,10 +147,17 @@ class ExperimentStore:
                 f"(newest revision {head!r}) does not know: it was written by a newer tablet_workcell. "
                 "Upgrade tablet_workcell before using this store; nothing was changed."
             )
-        if migrate and current != head:
-            LOG.info("migrating experiment store %s from %s to %s", self.url, current, head)
-            with self._connection_errors("migrate the schema"), self.engine.begin() as connection:
-                command.upgrade(_alembic_config(connection), "head")
+        if current == head:
+            return
+        if not migrate:
+            raise StoreError(
+                f"the experiment store at {self.url} has schema revision {current!r}, older than this "
+                f"software's {head!r}; open it once for writing (any campaign does, or "
+                "ExperimentStore.open(url)) to migrate it, then retry."
+            )
+        LOG.info("migrating experiment store %s from %s to %s", self.url, current, head)
+        with self._connection_errors("migrate the schema"), self.engine.begin() as connection:
+            command.upgrade(_alembic_config(connection), "head")
 
     # ------------------------------------------------------------------ errors
     @staticmethod
@@ -338,6 +345,9 @@ class ExperimentStore:
                 recording_id=recording_id,
                 config_hash=analysis.config_hash,
                 model_artifact_id=self._artifact_id(session, analysis.model) if analysis.model else None,
+                software_artifact_id=self._artifact_id(session, analysis.software)
+                if analysis.software
+                else None,
             )
             session.add(row)
             session.flush()

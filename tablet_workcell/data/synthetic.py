@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from tablet_workcell import __version__
 from tablet_workcell.data.records import (
     AnalysisRecord,
     ArtifactRef,
@@ -41,6 +42,9 @@ UNITS = {
     "disintegration_time_s": ("s", CAMERA),
 }
 TWIN_MODEL = ArtifactRef("model", "tablet_workcell.twin", hashlib.sha256(b"twin-0.1").hexdigest(), "0.1")
+SOFTWARE = ArtifactRef(
+    "software", "tablet_workcell", hashlib.sha256(__version__.encode()).hexdigest(), __version__
+)
 
 
 def twin_record(
@@ -84,6 +88,7 @@ def twin_record(
             "samples": int(record.time_s.size),
         },
         model=TWIN_MODEL,
+        software=SOFTWARE,
     )
     return ExperimentRecord(
         experiment_id=experiment_id or f"{campaign_id}-{sequence:04d}",

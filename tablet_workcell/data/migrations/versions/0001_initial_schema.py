@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 08:20:16.471859
+Create Date: 2026-11-25 08:33:39.228201
 """
 
 from __future__ import annotations
@@ -102,6 +102,61 @@ def upgrade() -> None:
         batch_op.create_index("ix_experiments_status", ["status"], unique=False)
 
     op.create_table(
+        "recordings",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("campaign_id", sa.String(length=64), nullable=False),
+        sa.Column("experiment_id", sa.String(length=64), nullable=True),
+        sa.Column("path", sa.Text(), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("message_count", sa.Integer(), nullable=False),
+        sa.Column("size_bytes", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["campaign_id"],
+            ["campaigns.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("recordings", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_recordings_experiment_id"), ["experiment_id"], unique=False)
+
+    op.create_table(
+        "analysis_results",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("experiment_id", sa.String(length=64), nullable=False),
+        sa.Column("kind", sa.String(length=40), nullable=False),
+        sa.Column("result", sa.JSON(), nullable=False),
+        sa.Column("inputs", sa.JSON(), nullable=False),
+        sa.Column("recording_id", sa.Integer(), nullable=True),
+        sa.Column("model_artifact_id", sa.Integer(), nullable=True),
+        sa.Column("software_artifact_id", sa.Integer(), nullable=True),
+        sa.Column("config_hash", sa.String(length=64), nullable=False),
+        sa.Column("supersedes_id", sa.Integer(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["experiment_id"],
+            ["experiments.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["model_artifact_id"],
+            ["artifacts.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["recording_id"],
+            ["recordings.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["software_artifact_id"],
+            ["artifacts.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["supersedes_id"],
+            ["analysis_results.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_table(
         "events",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("campaign_id", sa.String(length=64), nullable=True),
@@ -146,62 +201,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("experiment_id", "position"),
     )
     op.create_table(
-        "recordings",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("campaign_id", sa.String(length=64), nullable=False),
-        sa.Column("experiment_id", sa.String(length=64), nullable=True),
-        sa.Column("path", sa.Text(), nullable=False),
-        sa.Column("sha256", sa.String(length=64), nullable=False),
-        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("message_count", sa.Integer(), nullable=False),
-        sa.Column("size_bytes", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["campaign_id"],
-            ["campaigns.id"],
-        ),
-        sa.ForeignKeyConstraint(
-            ["experiment_id"],
-            ["experiments.id"],
-        ),
-        sa.PrimaryKeyConstraint("id"),
-    )
-    op.create_table(
-        "analysis_results",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("experiment_id", sa.String(length=64), nullable=False),
-        sa.Column("kind", sa.String(length=40), nullable=False),
-        sa.Column("result", sa.JSON(), nullable=False),
-        sa.Column("inputs", sa.JSON(), nullable=False),
-        sa.Column("recording_id", sa.Integer(), nullable=True),
-        sa.Column("model_artifact_id", sa.Integer(), nullable=True),
-        sa.Column("software_artifact_id", sa.Integer(), nullable=True),
-        sa.Column("config_hash", sa.String(length=64), nullable=False),
-        sa.Column("supersedes_id", sa.Integer(), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["experiment_id"],
-            ["experiments.id"],
-        ),
-        sa.ForeignKeyConstraint(
-            ["model_artifact_id"],
-            ["artifacts.id"],
-        ),
-        sa.ForeignKeyConstraint(
-            ["recording_id"],
-            ["recordings.id"],
-        ),
-        sa.ForeignKeyConstraint(
-            ["software_artifact_id"],
-            ["artifacts.id"],
-        ),
-        sa.ForeignKeyConstraint(
-            ["supersedes_id"],
-            ["analysis_results.id"],
-        ),
-        sa.PrimaryKeyConstraint("id"),
-    )
-    op.create_table(
         "measurements",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("experiment_id", sa.String(length=64), nullable=False),
@@ -236,13 +235,16 @@ def downgrade() -> None:
         batch_op.drop_index("ix_measurements_experiment_name")
 
     op.drop_table("measurements")
-    op.drop_table("analysis_results")
-    op.drop_table("recordings")
     op.drop_table("recipe_components")
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.drop_index("ix_events_campaign_time")
 
     op.drop_table("events")
+    op.drop_table("analysis_results")
+    with op.batch_alter_table("recordings", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_recordings_experiment_id"))
+
+    op.drop_table("recordings")
     with op.batch_alter_table("experiments", schema=None) as batch_op:
         batch_op.drop_index("ix_experiments_status")
 
