@@ -22,15 +22,10 @@ from pathlib import Path
 
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from tablet_workcell.data.export import (
-    FORMATS,
-    CampaignData,
-    export_campaign,
-    load_experiment,
-    require_campaign,
-)
+from tablet_workcell.data.export import FORMATS, export_campaign
 from tablet_workcell.data.records import STATUSES
 from tablet_workcell.data.report import DEFAULT_PARETO, Objective, write_report
+from tablet_workcell.data.snapshot import CampaignData, load_experiment, require_campaign
 from tablet_workcell.data.store import ExperimentStore, StoreError, default_url
 from tablet_workcell.errors import WorkcellError
 
