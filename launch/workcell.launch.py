@@ -59,7 +59,7 @@ def _graph_actions(context: LaunchContext) -> list[object]:
                 executable=node.executable,
                 name=node.name,
                 namespace=node.namespace,
-                parameters=[dict(node.parameters)],
+                parameters=[node.ros_parameters()],
                 output="screen",
                 emulate_tty=True,
             )

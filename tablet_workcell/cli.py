@@ -186,6 +186,7 @@ COMMANDS = {"check": command_check, "up": command_up, "demo": command_demo}
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # migration chatter is not for operators
     args = build_parser().parse_args(argv)
     started = time.monotonic()
     if args.command == "data":

@@ -2,7 +2,8 @@
 
 Tiers follow the folders: test/unit (no ROS graph), test/ros (real ROS 2 nodes in
 separate processes, each test on its own ROS_DOMAIN_ID), test/db (real database servers
-and writer processes), test/build (builds the package the way users do; slow). The hardware marker is off by default (pyproject addopts).
+and writer processes), test/build (builds the package the way users do; slow). The
+hardware marker is off by default (pyproject addopts).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from tablet_workcell.cell_status import CELL_STATUS_PARAMETERS
+from tablet_workcell.data.recording_config import RECORDER_PARAMETERS
 from tablet_workcell.parameters import ParamSpec
 from tablet_workcell.safety import SAFETY_PARAMETERS
 from tablet_workcell.simtime import CLOCK_PARAMETERS
@@ -47,6 +48,11 @@ NODE_TYPES: dict[str, NodeType] = {
             "cell_status",
             "aggregates station status and the e-stop into /workcell/status",
             CELL_STATUS_PARAMETERS,
+        ),
+        NodeType(
+            "recorder",
+            "records every topic to MCAP and registers the files in the store",
+            RECORDER_PARAMETERS,
         ),
     )
 }

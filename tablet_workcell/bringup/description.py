@@ -44,6 +44,12 @@ class NodeLaunch:
     def module(self) -> str:
         return NODE_TYPES[self.executable].module
 
+    def ros_parameters(self) -> dict[str, ParamValue]:
+        """Parameters as handed to ROS: empty lists are left out (the node's declared default
+        applies), because a parameter file or launch argument cannot carry the type of an
+        empty list and rclpy would see the parameter as not set."""
+        return {name: value for name, value in self.parameters.items() if value != []}
+
 
 @dataclass(frozen=True)
 class GraphDescription:

@@ -27,7 +27,7 @@ class ProcessSpec:
 
 def parameter_file_content(node: NodeLaunch) -> dict[str, object]:
     """ROS 2 parameter-file content for one node (``/**`` matches it, the file is its own)."""
-    return {"/**": {"ros__parameters": dict(node.parameters)}}
+    return {"/**": {"ros__parameters": node.ros_parameters()}}
 
 
 def plan_processes(

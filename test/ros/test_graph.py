@@ -23,12 +23,18 @@ from tablet_workcell.bringup.description import GraphDescription, load_graph
 from tablet_workcell.bringup.paths import default_graph_path
 from tablet_workcell.bringup.processes import plan_processes
 from tablet_workcell.bringup.supervisor import GraphSupervisor
+from tablet_workcell.data.mcap_io import read_recording
 from tablet_workcell.msg import CellStatus
 from tablet_workcell.ros.graph_probe import GraphProbe
 
 
-def graph(sim: bool, **overrides: dict[str, object]) -> GraphDescription:
-    return load_graph(default_graph_path(), sim=sim, parameter_overrides=overrides)
+def graph(sim: bool, workspace: Path, **overrides: dict[str, object]) -> GraphDescription:
+    """The shipped graph, its recorder writing into ``workspace`` instead of the working directory."""
+    recorder = {
+        "output_dir": str(workspace / "recordings"),
+        "store_url": f"sqlite:///{workspace / 'store.sqlite'}",
+    }
+    return load_graph(default_graph_path(), sim=sim, parameter_overrides={"recorder": recorder, **overrides})
 
 
 @pytest.fixture
@@ -45,8 +51,8 @@ def start(description: GraphDescription, tmp_path: Path, domain: int) -> GraphSu
 def test_safety_and_cell_status_exchange_custom_interfaces(
     tmp_path: Path, ros_domain_id: int, probe: GraphProbe
 ) -> None:
-    with start(graph(sim=False), tmp_path, ros_domain_id) as supervisor:
-        assert set(supervisor.pids) == {"safety", "cell_status"}
+    with start(graph(sim=False, workspace=tmp_path), tmp_path, ros_domain_id) as supervisor:
+        assert set(supervisor.pids) == {"safety", "cell_status", "recorder"}
         probe.wait_for_nodes(["safety", "cell_status"])
         status = probe.wait_for_status(lambda s: any(st.state != 0 for st in s.stations), "safety to report")
         assert [(s.station, s.state) for s in status.stations] == [("safety", 2)]
@@ -57,7 +63,7 @@ def test_safety_and_cell_status_exchange_custom_interfaces(
 
 
 def test_a_late_subscriber_sees_the_latched_estop(tmp_path: Path, ros_domain_id: int) -> None:
-    description = graph(sim=False, safety={"engaged_at_start": True})
+    description = graph(sim=False, workspace=tmp_path, safety={"engaged_at_start": True})
     with start(description, tmp_path, ros_domain_id):
         with GraphProbe("early") as early:
             early.wait_for_nodes(["safety", "cell_status"])
@@ -71,7 +77,7 @@ def test_a_late_subscriber_sees_the_latched_estop(tmp_path: Path, ros_domain_id:
 def test_sim_clock_runs_at_the_requested_factor_and_nodes_follow_it(
     tmp_path: Path, ros_domain_id: int, probe: GraphProbe
 ) -> None:
-    description = graph(sim=True, sim_clock={"real_time_factor": 50.0})
+    description = graph(sim=True, workspace=tmp_path, sim_clock={"real_time_factor": 50.0})
     with start(description, tmp_path, ros_domain_id):
         probe.wait_for_nodes(["sim_clock", "safety", "cell_status"])
         factor = probe.measure_real_time_factor(real_seconds=2.0)
@@ -96,10 +102,11 @@ def test_out_of_range_parameter_is_refused_by_the_node_itself(ros_domain_id: int
     assert "Traceback" not in result.stderr
 
 
-def run_cli(*arguments: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run the `workcell` command as a user would, bounded in time."""
+def run_cli(*arguments: str, cwd: Path, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the `workcell` command as a user would (in ``cwd``, its workspace), bounded in time."""
     return subprocess.run(
         [sys.executable, "-m", "tablet_workcell.cli", *arguments],
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout_s,
@@ -123,22 +130,29 @@ def test_workcell_demo_command_runs_end_to_end(ros_domain_id: int, tmp_path: Pat
         "--domain-id",
         str(ros_domain_id),
         "--run-dir",
-        str(tmp_path),
+        str(tmp_path / "params"),
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     assert "graph alive" in result.stdout
     assert "e-stop engaged -> cell ESTOPPED" in result.stdout
     assert "demo complete" in result.stdout
-    assert (tmp_path / "safety.params.yaml").is_file()
+    assert (tmp_path / "params" / "safety.params.yaml").is_file()
+    # The recorder of the default graph kept the session, and the store knows the file.
+    [recording] = (tmp_path / "runs" / "recordings").glob("*/*.mcap")
+    topics = {message.topic for message in read_recording(recording)}
+    assert {"/safety/estop", "/workcell/status"} <= topics
+    listing = run_cli("data", "list", cwd=tmp_path, timeout_s=60)
+    assert listing.returncode == 0 and recording.parent.name in listing.stdout
 
 
 def test_workcell_up_stops_after_duration_and_reports_bad_config(ros_domain_id: int, tmp_path: Path) -> None:
-    up = run_cli("up", "--duration", "2", "--domain-id", str(ros_domain_id), "--run-dir", str(tmp_path))
+    up = run_cli("up", "--duration", "2", "--domain-id", str(ros_domain_id), cwd=tmp_path)
     assert up.returncode == 0, up.stderr
     assert "all nodes stopped" in up.stderr
     bad = tmp_path / "bad.yaml"
     bad.write_text("nodes:\n  - executable: press_controller\n")
-    check = run_cli("up", "--config", str(bad), timeout_s=60)
+    check = run_cli("up", "--config", str(bad), cwd=tmp_path, timeout_s=60)
     assert check.returncode == 2
     assert "unknown node executable 'press_controller'" in check.stderr
     assert "Traceback" not in check.stderr
@@ -147,7 +161,7 @@ def test_workcell_up_stops_after_duration_and_reports_bad_config(ros_domain_id: 
 def test_real_time_factor_changes_at_run_time_and_range_is_enforced(
     tmp_path: Path, ros_domain_id: int, probe: GraphProbe
 ) -> None:
-    description = graph(sim=True, sim_clock={"real_time_factor": 10.0})
+    description = graph(sim=True, workspace=tmp_path, sim_clock={"real_time_factor": 10.0})
     with start(description, tmp_path, ros_domain_id):
         probe.wait_for_nodes(["sim_clock"])
         client: Client[SetParameters.Request, SetParameters.Response] = probe.node.create_client(

@@ -111,3 +111,10 @@ def test_extra_environment_is_passed_to_nodes_and_checked(tmp_path: Path) -> Non
     with pytest.raises(ConfigError, match="not a valid environment variable name"):
         load_graph(bad, sim=False)
     assert "GLIBC_TUNABLES" in load_graph(default_graph_path(), sim=True).environment
+
+
+def test_empty_list_parameters_are_left_to_the_node_default(tmp_path: Path) -> None:
+    path = write(tmp_path, "nodes:\n  - executable: cell_status\n    parameters: {expected_stations: []}\n")
+    node = load_graph(path, sim=False).node("cell_status")
+    assert node.parameters["expected_stations"] == []
+    assert "expected_stations" not in node.ros_parameters()
