@@ -61,6 +61,8 @@ test-fast: setup
 bench: setup
 	$(PY) bench/image_transport.py
 	$(PY) bench/twin_speed.py
+	$(PY) bench/store_insert.py
+	$(PY) bench/recording_overhead.py
 
 figures: setup
 	$(PY) docs/twin_figures.py

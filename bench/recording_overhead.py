@@ -222,9 +222,7 @@ def graph_file(folder: Path, image_rate_hz: float, compression: str) -> Path:
         "image_rate_hz": image_rate_hz,
         "compression": compression,
         "diagnostics_period_s": 0.2,  # the publisher sees the recorder catch up sooner
-        # Non-empty on purpose: an empty list in a parameter file reaches rclpy as "not set" and the
-        # node refuses to start (plan_processes writes defaults too). /parameter_events is idle here.
-        "exclude_topics": ["/parameter_events"],
+        "exclude_topics": ["/parameter_events"],  # idle here; keeps the counts to the benchmark's topics
     }
     graph = {
         "ros": ros,
