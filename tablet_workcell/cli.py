@@ -174,6 +174,14 @@ def command_demo(args: argparse.Namespace) -> int:
         print(f"e-stop engaged -> cell ESTOPPED in {trip.engage_to_status_s * 1000:.0f} ms")
         print(f"reset without operator refused: {trip.refused_reset_message}")
         print(f"reset by demo-operator -> cell running again in {trip.reset_to_status_s * 1000:.0f} ms")
+        if any(node.executable == "optimiser" for node in graph.nodes):
+            for suggestion in probe.suggest(3).suggestions:
+                recipe = suggestion.recipe
+                blend = ", ".join(f"{c.name} {c.mass_fraction:.3f}" for c in recipe.components)
+                print(
+                    f"optimiser suggests {recipe.experiment_id} ({suggestion.strategy}): {blend}; "
+                    f"{recipe.compaction_pressure_pa / 1e6:.0f} MPa"
+                )
         if supervisor.exited():
             raise WorkcellError(supervisor.describe_exit(supervisor.exited()[0]))
     print("demo complete: all nodes stopped cleanly")

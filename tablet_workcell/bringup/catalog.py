@@ -13,6 +13,7 @@ from typing import Literal
 
 from tablet_workcell.cell_status import CELL_STATUS_PARAMETERS
 from tablet_workcell.data.recording_config import RECORDER_PARAMETERS
+from tablet_workcell.optim.parameters import OPTIMISER_PARAMETERS
 from tablet_workcell.parameters import ParamSpec
 from tablet_workcell.safety import SAFETY_PARAMETERS
 from tablet_workcell.simtime import CLOCK_PARAMETERS
@@ -53,6 +54,11 @@ NODE_TYPES: dict[str, NodeType] = {
             "recorder",
             "records every topic to MCAP and registers the files in the store",
             RECORDER_PARAMETERS,
+        ),
+        NodeType(
+            "optimiser",
+            "suggests experiments and learns from results (ask/tell services), history from the store",
+            OPTIMISER_PARAMETERS,
         ),
     )
 }

@@ -24,7 +24,7 @@ from rosgraph_msgs.msg import Clock
 from tablet_workcell.errors import WorkcellError
 from tablet_workcell.msg import CellStatus, EstopState
 from tablet_workcell.ros.qos import LATCHED, STATUS
-from tablet_workcell.srv import EmergencyStop
+from tablet_workcell.srv import EmergencyStop, SuggestExperiments
 
 T = TypeVar("T")
 
@@ -61,6 +61,9 @@ class GraphProbe:
         )
         self._estop_client: Client[EmergencyStop.Request, EmergencyStop.Response] = self.node.create_client(
             EmergencyStop, "/safety/set_estop"
+        )
+        self._suggest_client: Client[SuggestExperiments.Request, SuggestExperiments.Response] = (
+            self.node.create_client(SuggestExperiments, "/optimiser/suggest")
         )
         self._thread.start()
 
@@ -180,6 +183,21 @@ class GraphProbe:
             return status if status is not None and predicate(status) else None
 
         return self._wait_for(matching, timeout_s, what)
+
+    def suggest(self, count: int, timeout_s: float = 30.0) -> SuggestExperiments.Response:
+        """Ask the optimiser for ``count`` experiments."""
+        if not self._suggest_client.wait_for_service(timeout_sec=timeout_s):
+            raise ProbeError(f"service /optimiser/suggest not available within {timeout_s:.0f} s")
+        future = self._suggest_client.call_async(SuggestExperiments.Request(count=count))
+        done = threading.Event()
+        future.add_done_callback(lambda _: done.set())
+        if not done.wait(timeout_s):
+            raise ProbeError(f"/optimiser/suggest did not answer within {timeout_s:.0f} s")
+        response = future.result()
+        assert response is not None
+        if not response.success:
+            raise ProbeError(f"the optimiser refused: {response.message}")
+        return response
 
     def _wait_for_mode(
         self, predicate: Callable[[CellStatus], bool], after_s: float, timeout_s: float, what: str

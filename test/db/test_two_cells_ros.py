@@ -9,7 +9,8 @@ both campaigns without conflict, and each recording only its own cell's traffic.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,11 @@ def cell(name: str, domain: int, store_url: str, workspace: Path) -> GraphSuperv
         "store_url": store_url,
         "output_dir": str(workspace / name / "recordings"),
     }
-    graph = load_graph(default_graph_path(), sim=False, parameter_overrides={"recorder": recorder})
+    overrides = {
+        "recorder": recorder,
+        "optimiser": {"store_url": store_url, "campaign_id": f"campaign-{name}"},
+    }
+    graph = load_graph(default_graph_path(), sim=False, parameter_overrides=overrides)
     environment = {**os.environ, **graph.environment}
     return GraphSupervisor(plan_processes(graph, workspace / name / "params", domain, environment))
 
@@ -48,6 +53,18 @@ def cell(name: str, domain: int, store_url: str, workspace: Path) -> GraphSuperv
 def probe_on(domain: int, monkeypatch: pytest.MonkeyPatch) -> GraphProbe:
     monkeypatch.setenv("ROS_DOMAIN_ID", str(domain))
     return GraphProbe(f"probe_{domain}")
+
+
+def subscribers(probe: GraphProbe, topic: str) -> set[str]:
+    return {info.node_name for info in probe.node.get_subscriptions_info_by_topic(topic)}
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(0.05)
 
 
 def test_two_cells_record_into_one_store(
@@ -64,6 +81,9 @@ def test_two_cells_record_into_one_store(
             probe.wait_for_status(lambda s: any(st.state != 0 for st in s.stations), "stations to report")
             if name == "b":
                 probe.close()
+        wait_until(
+            lambda: "recorder" in subscribers(probe, "/safety/estop"), "cell A's recorder to subscribe"
+        )
         probe.estop_round_trip(operator_id="cell-a-operator")
         probe.wait_for_status(lambda s: s.mode == CellStatus.MODE_IDLE, "cell A back to idle")
         probe.close()

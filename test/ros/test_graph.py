@@ -34,7 +34,12 @@ def graph(sim: bool, workspace: Path, **overrides: dict[str, object]) -> GraphDe
         "output_dir": str(workspace / "recordings"),
         "store_url": f"sqlite:///{workspace / 'store.sqlite'}",
     }
-    return load_graph(default_graph_path(), sim=sim, parameter_overrides={"recorder": recorder, **overrides})
+    optimiser = {"store_url": recorder["store_url"]}
+    return load_graph(
+        default_graph_path(),
+        sim=sim,
+        parameter_overrides={"recorder": recorder, "optimiser": optimiser, **overrides},
+    )
 
 
 @pytest.fixture
@@ -52,7 +57,7 @@ def test_safety_and_cell_status_exchange_custom_interfaces(
     tmp_path: Path, ros_domain_id: int, probe: GraphProbe
 ) -> None:
     with start(graph(sim=False, workspace=tmp_path), tmp_path, ros_domain_id) as supervisor:
-        assert set(supervisor.pids) == {"safety", "cell_status", "recorder"}
+        assert set(supervisor.pids) == {"safety", "cell_status", "recorder", "optimiser"}
         probe.wait_for_nodes(["safety", "cell_status"])
         status = probe.wait_for_status(lambda s: any(st.state != 0 for st in s.stations), "safety to report")
         assert [(s.station, s.state) for s in status.stations] == [("safety", 2)]
@@ -137,6 +142,7 @@ def test_workcell_demo_command_runs_end_to_end(ros_domain_id: int, tmp_path: Pat
     assert "graph alive" in result.stdout
     assert "e-stop engaged -> cell ESTOPPED" in result.stdout
     assert "demo complete" in result.stdout
+    assert "optimiser suggests campaign-0001 (sobol)" in result.stdout
     assert (tmp_path / "params" / "safety.params.yaml").is_file()
     # The recorder of the default graph kept the session, and the store knows the file.
     [recording] = (tmp_path / "runs" / "recordings").glob("*/*.mcap")
