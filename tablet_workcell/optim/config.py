@@ -145,9 +145,9 @@ def parse_config(data: Mapping[str, Any], where: str = "optimiser config") -> Op
         )
     seed = data.get("seed", 0)
     initial = data.get("initial_design", 6)
-    if not isinstance(seed, int) or not isinstance(initial, int) or initial < 1:
+    if not isinstance(seed, int) or not isinstance(initial, int) or initial < 0:
         raise ConfigError(
-            f"{where}: seed ({seed!r}) must be an integer and initial_design ({initial!r}) >= 1."
+            f"{where}: seed ({seed!r}) must be an integer and initial_design ({initial!r}) >= 0."
         )
     return OptimiserConfig(problem, strategy, seed, initial)
 

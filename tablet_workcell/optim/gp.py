@@ -27,6 +27,7 @@ import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize
@@ -41,6 +42,21 @@ from tablet_workcell.optim.space import FloatArray
 
 CANDIDATES = 2048
 REFINE = 5
+RESTART_BELOW = 60
+HYPERPARAMETER_ITERATIONS = 60
+
+
+def _bounded_lbfgs(objective: Any, initial: FloatArray, bounds: FloatArray) -> tuple[FloatArray, float]:
+    """scikit-learn's hyperparameter search with a bounded number of iterations."""
+    result = minimize(
+        objective,
+        initial,
+        method="L-BFGS-B",
+        jac=True,
+        bounds=[tuple(row) for row in bounds],
+        options={"maxiter": HYPERPARAMETER_ITERATIONS},
+    )
+    return np.asarray(result.x), float(result.fun)
 
 
 def _kernel(dims: int) -> ConstantKernel:
@@ -136,7 +152,7 @@ class GaussianProcessStrategy:
             proposals.append(
                 Proposal(point, combo, proposal.predictions, proposal.probability_feasible, score)
             )
-            if objective is not None:
+            if objective is not None and len(proposals) < count:  # the last pick needs no fantasy
                 objective = objective.believe(features[None, :])
                 constraints = [(c, m.believe(features[None, :])) for c, m in constraints]
         return proposals

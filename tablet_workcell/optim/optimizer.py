@@ -100,8 +100,8 @@ class Optimizer:
         initial_design: int = 6,
         id_prefix: str = "exp",
     ) -> None:
-        if initial_design < 1:
-            raise ConfigError(f"initial_design {initial_design} must be at least 1 experiment.")
+        if initial_design < 0:
+            raise ConfigError(f"initial_design {initial_design} must be 0 or more experiments.")
         self.problem = problem
         self.strategy = strategy
         self.seed = seed
@@ -115,7 +115,9 @@ class Optimizer:
         return f"{self.id_prefix}-{len(self.history.observations) + len(self._pending) + 1:04d}"
 
     def _rng(self, salt: int) -> np.random.Generator:
-        return np.random.default_rng([self.seed, len(self.history.observations), salt])
+        # Seeded by what is known (told and still pending), never by wall time: a rebuilt
+        # optimiser with the same history asks the same; a second ask before telling differs.
+        return np.random.default_rng([self.seed, len(self.history.observations), len(self._pending), salt])
 
     def ask(self, count: int = 1) -> list[Suggestion]:
         if count < 1:
