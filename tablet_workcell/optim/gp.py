@@ -43,6 +43,7 @@ from tablet_workcell.optim.space import FloatArray
 CANDIDATES = 2048
 REFINE = 5
 RESTART_BELOW = 60
+HYPERPARAMETER_SUBSET = 100
 HYPERPARAMETER_ITERATIONS = 60
 
 
@@ -73,15 +74,28 @@ class _Model:
 
     @classmethod
     def fit(cls, x: FloatArray, y: FloatArray, rng: np.random.Generator) -> _Model:
+        # A restart of the hyperparameter search pays off while data are few. With many
+        # observations the hyperparameters are learned on a random subset (their
+        # likelihood costs O(n^3) per step) and the full model is fitted once with them,
+        # which keeps a suggestion at 200 observations within a second.
+        seed = int(rng.integers(2**31))
+        restarts = 1 if len(x) <= RESTART_BELOW else 0
+        many = len(x) > HYPERPARAMETER_SUBSET
+        learn = (
+            np.sort(rng.choice(len(x), HYPERPARAMETER_SUBSET, replace=False)) if many else np.arange(len(x))
+        )
         gp = GaussianProcessRegressor(
             _kernel(x.shape[1]),
             normalize_y=True,
-            n_restarts_optimizer=1,
-            random_state=int(rng.integers(2**31)),
+            n_restarts_optimizer=restarts,
+            optimizer=_bounded_lbfgs,
+            random_state=seed,
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            gp.fit(x, y)
+            gp.fit(x[learn], y[learn])
+            if many:
+                gp = GaussianProcessRegressor(gp.kernel_, normalize_y=True, optimizer=None).fit(x, y)
         return cls(gp, x, y)
 
     def predict(self, x: FloatArray) -> tuple[FloatArray, FloatArray]:
