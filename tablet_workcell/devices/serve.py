@@ -1,0 +1,108 @@
+"""Run instrument simulators as their own process, each instrument on a pseudo-terminal.
+
+    python -m tablet_workcell.devices.serve balance --link-dir /tmp/cell \
+        --option seed=3 --fault drop_probability=0.1
+
+prints one ``PORT <instrument> <path>`` line per port, then ``READY``, and serves until
+SIGTERM/SIGINT. One simulator may serve several ports that share physics: the dispensing
+station's balance and dosing heads see the same powder fall.
+
+Simulators are looked up in :data:`SIMULATORS` by name; their modules are imported
+only here, never on the hardware path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from tablet_workcell.devices.faults import FaultSettings
+from tablet_workcell.devices.pty_server import PtyServer
+from tablet_workcell.devices.simulated_instrument import SimulatedInstrument
+from tablet_workcell.errors import ConfigError
+
+LOG = logging.getLogger("tablet_workcell.devices.serve")
+
+#: simulator name -> "module:factory"; the factory is ``(options, faults) -> {port name: instrument}``
+SIMULATORS: dict[str, str] = {
+    "dispensing_station": "tablet_workcell.devices.dosing.simulator:make_simulators",  # balance + feeders
+    "syringe_pump": "tablet_workcell.devices.syringe_pump.simulator:make_simulators",
+    "press": "tablet_workcell.devices.press.simulator:make_simulators",
+    "arm": "tablet_workcell.devices.arm.simulator:make_simulators",
+}
+
+
+class SimulatorFactory(Protocol):
+    def __call__(
+        self, options: Mapping[str, Any], faults: FaultSettings
+    ) -> dict[str, SimulatedInstrument]: ...
+
+
+def load_factory(name: str) -> SimulatorFactory:
+    if name not in SIMULATORS:
+        raise ConfigError(f"no simulator called {name!r}; known: {', '.join(sorted(SIMULATORS)) or 'none'}.")
+    module_name, _, attribute = SIMULATORS[name].partition(":")
+    factory: SimulatorFactory = getattr(importlib.import_module(module_name), attribute)
+    return factory
+
+
+def _announce(line: str) -> None:
+    """The start-up protocol on stdout that :class:`SimulatorProcess` reads."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def _parse_pairs(pairs: list[str], what: str) -> dict[str, str]:
+    parsed: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{what} {pair!r} must look like name=value.")
+        parsed[key.strip()] = value.strip()
+    return parsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("simulator", help="simulator name")
+    parser.add_argument("--link-dir", type=Path, help="also create <dir>/<port name> symlinks to the ptys")
+    parser.add_argument("--option", action="append", default=[], help="simulator option name=value")
+    parser.add_argument("--fault", action="append", default=[], help="fault setting name=value")
+    parser.add_argument("--time-scale", type=float, default=1.0, help="instrument seconds per wall second")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        faults = FaultSettings.from_mapping(_parse_pairs(args.fault, "fault"))
+        instruments = load_factory(args.simulator)(_parse_pairs(args.option, "option"), faults)
+    except (ConfigError, ValueError) as error:
+        LOG.error("%s", error)
+        return 2
+    if args.link_dir is not None:
+        args.link_dir.mkdir(parents=True, exist_ok=True)
+    servers = []
+    for port_name, instrument in instruments.items():
+        link = args.link_dir / port_name if args.link_dir is not None else None
+        server = PtyServer(instrument, link=link, time_scale=args.time_scale)
+        servers.append(server)
+        _announce(f"PORT {port_name} {server.start()}")
+    _announce("READY")
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    while not done.wait(0.5):
+        if all(server.disconnected.is_set() for server in servers):
+            break
+    for server in servers:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""Start and stop a simulator process from Python (tests, the launcher in sim mode).
+
+The simulator runs as ``python -m tablet_workcell.devices.serve`` in its own process,
+as an instrument is its own machine; this module only spawns it and reads the ports it
+prints, so nothing on the hardware path imports a simulator.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tablet_workcell.devices.errors import DeviceError
+
+
+class SimulatorStartError(DeviceError):
+    """The simulator process did not come up (bad option, crash)."""
+
+
+class SimulatorProcess:
+    """``with SimulatorProcess("balance") as sim: sim.ports["balance"]``; always stopped on exit."""
+
+    def __init__(
+        self,
+        simulator: str,
+        options: Mapping[str, Any] | None = None,
+        faults: Mapping[str, Any] | None = None,
+        link_dir: Path | None = None,
+        time_scale: float = 1.0,
+        start_timeout_s: float = 20.0,
+    ) -> None:
+        self.simulator = simulator
+        self.command = [sys.executable, "-m", "tablet_workcell.devices.serve", simulator]
+        for key, value in (options or {}).items():
+            self.command += ["--option", f"{key}={value}"]
+        for key, value in (faults or {}).items():
+            self.command += ["--fault", f"{key}={value}"]
+        if link_dir is not None:
+            self.command += ["--link-dir", str(link_dir)]
+        self.command += ["--time-scale", str(time_scale)]
+        self.start_timeout_s = start_timeout_s
+        self.ports: dict[str, str] = {}
+        self._process: subprocess.Popen[str] | None = None
+
+    def start(self) -> dict[str, str]:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self._process = subprocess.Popen(
+            self.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        assert self._process.stdout is not None
+        selector = selectors.DefaultSelector()
+        selector.register(self._process.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + self.start_timeout_s
+        try:
+            while time.monotonic() < deadline:
+                if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
+                    continue
+                line = self._process.stdout.readline()
+                if not line:
+                    break
+                if line.startswith("PORT "):
+                    _, name, path = line.split(maxsplit=2)
+                    self.ports[name] = path.strip()
+                elif line.strip() == "READY":
+                    return self.ports
+        finally:
+            selector.close()
+        error = self._stderr_tail()
+        self.stop()
+        raise SimulatorStartError(self.simulator, f"simulator process did not start: {error or 'no output'}")
+
+    def _stderr_tail(self) -> str:
+        if self._process is None or self._process.stderr is None:
+            return ""
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._process.wait(timeout=0.5)
+        if self._process.poll() is None:
+            return ""
+        return self._process.stderr.read()[-2000:].strip()
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=timeout_s)
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+
+    def __enter__(self) -> SimulatorProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
