@@ -13,6 +13,7 @@ from typing import Literal
 
 from tablet_workcell.cell_status import CELL_STATUS_PARAMETERS
 from tablet_workcell.data.recording_config import RECORDER_PARAMETERS
+from tablet_workcell.interlocks import INTERLOCK_PARAMETERS
 from tablet_workcell.optim.parameters import OPTIMISER_PARAMETERS
 from tablet_workcell.parameters import ParamSpec
 from tablet_workcell.safety import SAFETY_PARAMETERS
@@ -43,7 +44,9 @@ NODE_TYPES: dict[str, NodeType] = {
             uses_sim_time=False,
         ),
         NodeType(
-            "safety", "latched emergency stop: /safety/estop state and the e-stop service", SAFETY_PARAMETERS
+            "safety",
+            "latched emergency stop, zone interlocks between stations, heartbeat watchdog",
+            (*SAFETY_PARAMETERS, *INTERLOCK_PARAMETERS),
         ),
         NodeType(
             "cell_status",

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import rclpy
 from rclpy.client import Client
@@ -54,6 +54,7 @@ class GraphProbe:
         self._latest_status: CellStatus | None = None
         self._latest_clock_ns: int | None = None
         self._latest_estop: EstopState | None = None
+        self._clients: dict[str, Client[Any, Any]] = {}
         self.node.create_subscription(CellStatus, "/workcell/status", self._on_status, STATUS)
         self.node.create_subscription(EstopState, "/safety/estop", self._on_estop, LATCHED)
         self.node.create_subscription(
@@ -181,6 +182,33 @@ class GraphProbe:
             with self._lock:
                 status = self._latest_status
             return status if status is not None and predicate(status) else None
+
+        return self._wait_for(matching, timeout_s, what)
+
+    def call(self, service_type: Any, name: str, request: Any, timeout_s: float = 10.0) -> Any:
+        """Call any service, bounded in time (the client is made once per name)."""
+        with self._lock:
+            client = self._clients.get(name)
+            if client is None:
+                client = self._clients[name] = self.node.create_client(service_type, name)
+        if not client.wait_for_service(timeout_sec=timeout_s):
+            raise ProbeError(f"service {name} not available within {timeout_s:.0f} s")
+        future = client.call_async(request)
+        done = threading.Event()
+        future.add_done_callback(lambda _: done.set())
+        if not done.wait(timeout_s):
+            raise ProbeError(f"{name} did not answer within {timeout_s:.0f} s")
+        return future.result()
+
+    def wait_for_estop(
+        self, predicate: Callable[[EstopState], bool], what: str, timeout_s: float = 10.0
+    ) -> EstopState:
+        """The latest /safety/estop once it satisfies ``predicate``."""
+
+        def matching() -> EstopState | None:
+            with self._lock:
+                state = self._latest_estop
+            return state if state is not None and predicate(state) else None
 
         return self._wait_for(matching, timeout_s, what)
 
