@@ -11,15 +11,18 @@ two ways of starting the cell cannot drift apart.
 
 from __future__ import annotations
 
+import sys
+import tempfile
 from pathlib import Path
 
-from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from launch import LaunchContext, LaunchDescription
 from tablet_workcell.bringup.description import load_graph
 from tablet_workcell.bringup.paths import default_graph_path
+from tablet_workcell.bringup.processes import with_ports
 from tablet_workcell.errors import ConfigError
 
 TRUE_WORDS = ("true", "1", "yes", "on")
@@ -52,6 +55,15 @@ def _graph_actions(context: LaunchContext) -> list[object]:
     actions: list[object] = [
         SetEnvironmentVariable(key, value) for key, value in sorted(graph.environment.items())
     ]
+    # Simulated instruments (sim:=true only) serve ptys linked in a fresh folder; the
+    # instrument nodes' port parameters point there through the {ports} placeholder.
+    ports = Path(tempfile.mkdtemp(prefix="tablet_workcell_ports_"))
+    for simulator in graph.simulators:
+        actions.append(
+            ExecuteProcess(
+                cmd=[sys.executable, *simulator.argv(ports)], name=f"sim_{simulator.name}", output="screen"
+            )
+        )
     for node in graph.nodes:
         actions.append(
             Node(
@@ -59,7 +71,7 @@ def _graph_actions(context: LaunchContext) -> list[object]:
                 executable=node.executable,
                 name=node.name,
                 namespace=node.namespace,
-                parameters=[node.ros_parameters()],
+                parameters=[with_ports(node.ros_parameters(), ports)],
                 output="screen",
                 emulate_tty=True,
             )

@@ -18,16 +18,20 @@ from typing import Any
 import yaml
 
 from tablet_workcell.bringup.catalog import NODE_TYPES, NodeType, RunsWhen
+from tablet_workcell.devices.serve import SIMULATORS  # the registry only; no simulator is imported
 from tablet_workcell.errors import ConfigError
 from tablet_workcell.parameters import ParamValue, resolve_parameters
 
 NODE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 NAMESPACE = re.compile(r"^(/[A-Za-z][A-Za-z0-9_]*)*$")
 DISCOVERY_RANGES = ("LOCALHOST", "SUBNET", "SYSTEM_DEFAULT", "OFF")
-TOP_LEVEL_KEYS = {"ros", "environment", "nodes"}
+TOP_LEVEL_KEYS = {"ros", "environment", "simulators", "nodes"}
+SIMULATOR_KEYS = {"name", "options", "faults"}
+#: placeholder in parameter values for the folder where simulators link their ports
+PORTS_PLACEHOLDER = "{ports}"
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 ROS_KEYS = {"discovery_range", "fastdds_profile", "namespace"}
-NODE_KEYS = {"name", "executable", "when", "namespace", "parameters"}
+NODE_KEYS = {"name", "executable", "when", "namespace", "parameters", "sim_parameters"}
 WHEN_VALUES: tuple[RunsWhen, ...] = ("always", "sim", "real")
 
 
@@ -52,6 +56,24 @@ class NodeLaunch:
 
 
 @dataclass(frozen=True)
+class SimulatorLaunch:
+    """One simulator process (sim only): serves its instruments' ports as ptys."""
+
+    name: str
+    options: dict[str, str]
+    faults: dict[str, str]
+    time_scale: float = 1.0
+
+    def argv(self, ports_directory: Path) -> list[str]:
+        argv = ["-m", "tablet_workcell.devices.serve", self.name, "--link-dir", str(ports_directory)]
+        for key, value in sorted(self.options.items()):
+            argv += ["--option", f"{key}={value}"]
+        for key, value in sorted(self.faults.items()):
+            argv += ["--fault", f"{key}={value}"]
+        return [*argv, "--time-scale", repr(self.time_scale)]
+
+
+@dataclass(frozen=True)
 class GraphDescription:
     """The validated graph for one bring-up (simulated or real)."""
 
@@ -59,6 +81,7 @@ class GraphDescription:
     sim: bool
     nodes: tuple[NodeLaunch, ...]
     environment: dict[str, str] = field(default_factory=dict)
+    simulators: tuple[SimulatorLaunch, ...] = ()
 
     def node(self, name: str) -> NodeLaunch:
         for node in self.nodes:
@@ -144,6 +167,9 @@ def load_graph(
             )
         seen.add((namespace, name))
         values = _mapping(entry.get("parameters"), f"{where}: parameters")
+        sim_values = _mapping(entry.get("sim_parameters"), f"{where}: sim_parameters")
+        if sim:  # the one switch: simulated ports (and other sim settings) replace the real ones
+            values.update(sim_values)
         values.update(overrides.pop(name, {}))
         parameters = resolve_parameters(node_type.parameters, values, where)
         _check_paths(node_type, parameters, path.parent.parent, where)
@@ -159,7 +185,35 @@ def load_graph(
         )
     environment = _environment(ros, path)
     environment.update(_extra_environment(data.get("environment"), path))
-    return GraphDescription(path, sim, tuple(nodes), environment)
+    simulators = _simulators(data.get("simulators"), path, nodes) if sim else ()
+    return GraphDescription(path, sim, tuple(nodes), environment, simulators)
+
+
+def _simulators(value: object, path: Path, nodes: list[NodeLaunch]) -> tuple[SimulatorLaunch, ...]:
+    """Simulator processes; their clock runs as fast as the simulated ROS clock."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError(f"{path}: 'simulators' must be a list of simulators to start in simulation.")
+    clock = next((n for n in nodes if n.executable == "sim_clock"), None)
+    factor = clock.parameters.get("real_time_factor", 1.0) if clock else 1.0
+    time_scale = float(factor) if isinstance(factor, int | float) else 1.0
+    launches = []
+    for index, raw in enumerate(value):
+        where = f"{path}: simulators[{index}]"
+        entry = _mapping(raw, where)
+        _unknown_keys(where, entry, SIMULATOR_KEYS)
+        name = entry.get("name")
+        if name not in SIMULATORS:
+            close = difflib.get_close_matches(str(name), SIMULATORS, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(
+                f"{where}: unknown simulator {name!r}.{hint} Known: {', '.join(sorted(SIMULATORS))}."
+            )
+        options = {str(k): str(v) for k, v in _mapping(entry.get("options"), f"{where}: options").items()}
+        faults = {str(k): str(v) for k, v in _mapping(entry.get("faults"), f"{where}: faults").items()}
+        launches.append(SimulatorLaunch(str(name), options, faults, time_scale))
+    return tuple(launches)
 
 
 def _node_type(executable: object, where: str) -> NodeType:

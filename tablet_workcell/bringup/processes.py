@@ -14,7 +14,8 @@ from pathlib import Path
 
 import yaml
 
-from tablet_workcell.bringup.description import GraphDescription, NodeLaunch
+from tablet_workcell.bringup.description import PORTS_PLACEHOLDER, GraphDescription, NodeLaunch
+from tablet_workcell.parameters import ParamValue
 
 
 @dataclass(frozen=True)
@@ -22,12 +23,23 @@ class ProcessSpec:
     name: str
     argv: tuple[str, ...]
     environment: dict[str, str]
-    parameter_file: Path
+    parameter_file: Path | None  # None for a simulator process (not a ROS node)
 
 
-def parameter_file_content(node: NodeLaunch) -> dict[str, object]:
+def with_ports(parameters: Mapping[str, ParamValue], ports_directory: Path) -> dict[str, ParamValue]:
+    """``{ports}`` in string parameters -> the folder where the simulators link their ptys."""
+    return {
+        name: value.replace(PORTS_PLACEHOLDER, str(ports_directory)) if isinstance(value, str) else value
+        for name, value in parameters.items()
+    }
+
+
+def parameter_file_content(node: NodeLaunch, ports_directory: Path | None = None) -> dict[str, object]:
     """ROS 2 parameter-file content for one node (``/**`` matches it, the file is its own)."""
-    return {"/**": {"ros__parameters": node.ros_parameters()}}
+    parameters = node.ros_parameters()
+    if ports_directory is not None:
+        parameters = with_ports(parameters, ports_directory)
+    return {"/**": {"ros__parameters": parameters}}
 
 
 def plan_processes(
@@ -43,9 +55,13 @@ def plan_processes(
     environment["ROS_DOMAIN_ID"] = str(domain_id)
     environment["PYTHONUNBUFFERED"] = "1"
     specs = []
+    ports = run_directory / "ports"
+    for simulator in graph.simulators:  # first: instrument nodes wait for their ports anyway
+        command = (sys.executable, *simulator.argv(ports))
+        specs.append(ProcessSpec(f"sim_{simulator.name}", command, environment, None))
     for node in graph.nodes:
         parameter_file = run_directory / f"{node.name}.params.yaml"
-        parameter_file.write_text(yaml.safe_dump(parameter_file_content(node), sort_keys=True))
+        parameter_file.write_text(yaml.safe_dump(parameter_file_content(node, ports), sort_keys=True))
         argv = [sys.executable, "-m", node.module, "--ros-args", "-r", f"__node:={node.name}"]
         if node.namespace:
             argv += ["-r", f"__ns:={node.namespace}"]
