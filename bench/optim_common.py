@@ -383,7 +383,7 @@ def machine() -> dict[str, object]:
         "numpy": np.__version__,
         "optuna": optuna.__version__,
         "threads_per_process": 1,
-        "load_average_at_end": os.getloadavg(),
+        "load_average_at_start": os.getloadavg(),
         "optim_sources_sha256_16": digest,
     }
 

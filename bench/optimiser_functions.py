@@ -267,6 +267,7 @@ def main() -> int:
         for s in range(args.seeds)
     ]
 
+    host = machine()  # before the runs: the source digest is of the code that runs
     LOG.info("latency: one ask() after %d told points in 6-D ...", LATENCY_OBSERVATIONS)
     ask_latency = latency(args.latency_repeats)
     started = time.perf_counter()
@@ -295,7 +296,7 @@ def main() -> int:
         print("evolution: tablet_workcell.optim.evolution not importable, rows left out")
 
     report = {
-        "machine": machine(),
+        "machine": host,
         "seeds": args.seeds,
         "budget": args.budget,
         "initial_design": INITIAL_DESIGN,

@@ -241,6 +241,7 @@ def main() -> int:
         for m in methods
         for s in range(args.seeds)
     ]
+    host = machine()  # before the runs: the source digest is of the code that runs
     started = time.perf_counter()
     runs = run_parallel(one_run, jobs, args.jobs)
     wall_s = time.perf_counter() - started
@@ -285,7 +286,7 @@ def main() -> int:
         print("evolution: tablet_workcell.optim.evolution not importable, rows left out")
 
     report = {
-        "machine": machine(),
+        "machine": host,
         "seeds": args.seeds,
         "budget": args.budget,
         "initial_design": INITIAL_DESIGN,
