@@ -58,13 +58,21 @@ class SimulatorProcess:
         selector = selectors.DefaultSelector()
         selector.register(self._process.stdout, selectors.EVENT_READ)
         deadline = time.monotonic() + self.start_timeout_s
+        # Raw reads, not readline(): the text wrapper would buffer a second line (READY
+        # right after PORT) where select() no longer sees it, and wait out the deadline.
+        fd, pending = self._process.stdout.fileno(), b""
         try:
             while time.monotonic() < deadline:
-                if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
+                if b"\n" not in pending:
+                    if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
+                        continue
+                    chunk = os.read(fd, 4096)
+                    if not chunk:
+                        break
+                    pending += chunk
                     continue
-                line = self._process.stdout.readline()
-                if not line:
-                    break
+                raw, _, pending = pending.partition(b"\n")
+                line = raw.decode(errors="replace")
                 if line.startswith("PORT "):
                     _, name, path = line.split(maxsplit=2)
                     self.ports[name] = path.strip()

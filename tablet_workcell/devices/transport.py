@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import termios
 import threading
 import time
 from collections.abc import Callable
@@ -306,7 +307,7 @@ class SerialTransport:
         port = self._require_port()
         try:
             port.reset_input_buffer()
-        except (serial.SerialException, OSError) as error:
+        except (serial.SerialException, OSError, termios.error) as error:  # tcflush on a dead pty
             raise self._lost(error) from error
 
     def transact(self, request: bytes, terminator: bytes, timeout_s: float | None = None) -> bytes:
