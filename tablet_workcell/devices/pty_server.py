@@ -34,8 +34,12 @@ class PtyServer:
         link: Path | None = None,
         time_scale: float = 1.0,
         tick_period_s: float = 0.002,
+        wire_log: Path | None = None,
     ) -> None:
         self.instrument = instrument
+        # Host bytes with their CLOCK_MONOTONIC time (comparable across processes on
+        # one machine): the e-stop benchmark reads when each stop command arrived.
+        self.wire_log = wire_log
         self.link = link
         self.time_scale = time_scale
         self.tick_period_s = tick_period_s
@@ -98,6 +102,11 @@ class PtyServer:
             delay = self.instrument.faults.settings.reply_delay_s
             heapq.heappush(self._outbox, (now + delay, next(self._order), data))
 
+    def _log_received(self, data: bytes) -> None:
+        if self.wire_log is not None:
+            with self.wire_log.open("a", encoding="ascii") as handle:
+                handle.write(f"{time.monotonic():.6f} {self.instrument.name} {data.hex()}\n")
+
     def _serve(self) -> None:
         disconnect_after = self.instrument.faults.settings.disconnect_after_s
         try:
@@ -116,6 +125,7 @@ class PtyServer:
                     except OSError:
                         data = b""
                     if data:
+                        self._log_received(data)
                         self._queue(self.instrument.receive(data, self.now_s()), wall)
                 self._queue(self.instrument.tick(self.now_s()), wall)
                 while self._outbox and self._outbox[0][0] <= time.monotonic() - self._started:

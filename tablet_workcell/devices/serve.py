@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -29,6 +30,8 @@ from tablet_workcell.devices.simulated_instrument import SimulatedInstrument
 from tablet_workcell.errors import ConfigError
 
 LOG = logging.getLogger("tablet_workcell.devices.serve")
+#: when set, a folder where every port logs the host's bytes with their monotonic time
+WIRE_LOG_ENV = "TABLET_WORKCELL_WIRE_LOG_DIR"
 
 #: simulator name -> "module:factory"; the factory is ``(options, faults) -> {port name: instrument}``
 SIMULATORS: dict[str, str] = {
@@ -89,7 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     servers = []
     for port_name, instrument in instruments.items():
         link = args.link_dir / port_name if args.link_dir is not None else None
-        server = PtyServer(instrument, link=link, time_scale=args.time_scale)
+        wire_log = (
+            Path(os.environ[WIRE_LOG_ENV]) / f"{port_name}.wire" if os.environ.get(WIRE_LOG_ENV) else None
+        )
+        server = PtyServer(instrument, link=link, time_scale=args.time_scale, wire_log=wire_log)
         servers.append(server)
         _announce(f"PORT {port_name} {server.start()}")
     _announce("READY")

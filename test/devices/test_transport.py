@@ -133,3 +133,13 @@ def test_bad_fault_settings_are_refused_with_the_name() -> None:
         FaultSettings(drop_probability=1.5)
     with pytest.raises(ConfigError, match="unknown fault setting"):
         FaultSettings.from_mapping({"dorp_probability": "0.1"})
+
+
+def test_the_wire_log_records_host_bytes_with_monotonic_times(tmp_path: Path) -> None:
+    log = tmp_path / "echo.wire"
+    before = time.monotonic()
+    with PtyServer(Echo(), wire_log=log) as server, SerialTransport(server.port, "echo") as port:
+        port.transact(b"STOP\r\n", b"\r\n")
+    stamp, name, data = log.read_text().split()
+    assert name == "echo" and bytes.fromhex(data) == b"STOP\r\n"
+    assert before <= float(stamp) <= time.monotonic()
