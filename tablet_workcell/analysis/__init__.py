@@ -2,6 +2,6 @@
 
 Compaction (Heckel, Kawakita, work, elastic recovery) lives in
 ``tablet_workcell.analysis.compaction``; diametral breaking tests in
-``tablet_workcell.analysis.breaking``. Only ``tablet_workcell.twin.records`` (the record
-shapes) is imported from the twin.
+``tablet_workcell.analysis.breaking``; the record shapes they take in
+``tablet_workcell.analysis.records`` (the twin produces the same types).
 """

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tablet_workcell.analysis.errors import AnalysisError
+from tablet_workcell.analysis.records import BreakingRecord
 from tablet_workcell.analysis.validation import (
     as_1d_float,
     check_equal_lengths,
@@ -29,7 +30,6 @@ from tablet_workcell.analysis.validation import (
     noise_std,
     numerically_guarded,
 )
-from tablet_workcell.twin.records import BreakingRecord
 
 _STIFFNESS_BAND = (0.2, 0.8)  # fraction of the breaking force: above the toe, below pre-fracture damage
 

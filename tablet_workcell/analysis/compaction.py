@@ -3,7 +3,7 @@
 Bundles the in-die Heckel analysis (:mod:`.heckel`, Heckel 1961), the Kawakita analysis
 (:mod:`.kawakita`, Kawakita & Lüdde 1971), the work of compaction and the elastic recovery,
 and re-exports the breaking-test analysis (:mod:`.breaking`, Fell & Newton 1970), so that
-callers import everything from here. Pure functions on :mod:`tablet_workcell.twin.records`
+callers import everything from here. Pure functions on :mod:`tablet_workcell.analysis.records`
 records, SI units throughout.
 
 Work of compaction: the trapezoidal integral of force over punch displacement. Each sample
@@ -29,13 +29,13 @@ from tablet_workcell.analysis.breaking import BreakingResult, tensile_strength
 from tablet_workcell.analysis.errors import AnalysisError
 from tablet_workcell.analysis.heckel import HeckelResult, heckel_analysis
 from tablet_workcell.analysis.kawakita import KawakitaResult, kawakita_analysis
+from tablet_workcell.analysis.records import CompactionPhase, CompactionRecord
 from tablet_workcell.analysis.validation import (
     check_positive,
     compaction_arrays,
     noise_std,
     numerically_guarded,
 )
-from tablet_workcell.twin.records import CompactionPhase, CompactionRecord
 
 __all__ = [
     "AnalysisError",

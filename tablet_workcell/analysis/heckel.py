@@ -51,6 +51,7 @@ import numpy as np
 from scipy.special import fdtri
 
 from tablet_workcell.analysis.errors import AnalysisError
+from tablet_workcell.analysis.records import CompactionPhase, CompactionRecord, FloatArray
 from tablet_workcell.analysis.validation import (
     compaction_arrays,
     largest_backslide,
@@ -58,7 +59,6 @@ from tablet_workcell.analysis.validation import (
     numerically_guarded,
     phase_indices,
 )
-from tablet_workcell.twin.records import CompactionPhase, CompactionRecord, FloatArray
 
 MIN_R_SQUARED = 0.995
 LINEARITY_CONFIDENCE = 0.95

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from tablet_workcell.analysis.errors import AnalysisError
+from tablet_workcell.analysis.records import CompactionPhase, CompactionRecord
 from tablet_workcell.analysis.validation import compaction_arrays, numerically_guarded, phase_indices
-from tablet_workcell.twin.records import CompactionPhase, CompactionRecord
 
 
 @dataclass(frozen=True)

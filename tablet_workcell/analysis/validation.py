@@ -14,7 +14,7 @@ from typing import ParamSpec, TypeVar
 import numpy as np
 
 from tablet_workcell.analysis.errors import AnalysisError
-from tablet_workcell.twin.records import CompactionPhase, CompactionRecord, FloatArray
+from tablet_workcell.analysis.records import CompactionPhase, CompactionRecord, FloatArray
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")

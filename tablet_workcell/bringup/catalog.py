@@ -13,6 +13,7 @@ from typing import Literal
 
 from tablet_workcell.cell_status import CELL_STATUS_PARAMETERS
 from tablet_workcell.data.recording_config import RECORDER_PARAMETERS
+from tablet_workcell.devices.press.node_parameters import PRESS_NODE_PARAMETERS
 from tablet_workcell.interlocks import INTERLOCK_PARAMETERS
 from tablet_workcell.optim.parameters import OPTIMISER_PARAMETERS
 from tablet_workcell.parameters import ParamSpec
@@ -62,6 +63,12 @@ NODE_TYPES: dict[str, NodeType] = {
             "optimiser",
             "suggests experiments and learns from results (ask/tell services), history from the store",
             OPTIMISER_PARAMETERS,
+        ),
+        NodeType(
+            "press",
+            "tablet press: compaction to a target pressure with in-die analysis, breaking test (actions), "
+            "live force, press-zone interlock",
+            PRESS_NODE_PARAMETERS,
         ),
     )
 }

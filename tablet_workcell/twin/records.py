@@ -1,61 +1,20 @@
 """Plain data records the twin produces and the analyses consume (SI units throughout).
 
-They live apart from the models so that analyses (tablet_workcell.analysis) and
-simulators can depend on the record shapes without depending on the physics.
+The compaction and breaking records are defined by the analysis
+(:mod:`tablet_workcell.analysis.records`, re-exported here), so the press node can build
+them from a measured record without importing the twin; the droplet scene (what the
+camera renders) is the twin's own.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
 
 import numpy as np
-from numpy.typing import NDArray
 
-FloatArray = NDArray[np.float64]
+from tablet_workcell.analysis.records import BreakingRecord, CompactionPhase, CompactionRecord, FloatArray
 
-
-class CompactionPhase(IntEnum):
-    """Phase of each sample of a compaction record."""
-
-    LOADING = 0
-    DWELL = 1
-    UNLOADING = 2
-
-
-@dataclass(frozen=True)
-class CompactionRecord:
-    """In-die force-displacement record of one compaction, as the press streams it.
-
-    ``displacement_m`` is the upper punch travel since it touched the powder bed
-    (positive into the die), so the in-die powder height is
-    ``fill_height_m - displacement_m``; with the powder mass, die diameter and the
-    blend's true density this gives the in-die relative density used by Heckel.
-    """
-
-    time_s: FloatArray
-    force_n: FloatArray
-    displacement_m: FloatArray
-    phase: NDArray[np.uint8]
-    fill_height_m: float
-    die_diameter_m: float
-    powder_mass_kg: float
-    true_density_kg_per_m3: float
-
-    @property
-    def punch_area_m2(self) -> float:
-        return float(np.pi * self.die_diameter_m**2 / 4.0)
-
-
-@dataclass(frozen=True)
-class BreakingRecord:
-    """Diametral compression record: platen force against platen travel until fracture."""
-
-    time_s: FloatArray
-    force_n: FloatArray
-    displacement_m: FloatArray
-    tablet_diameter_m: float
-    tablet_thickness_m: float
+__all__ = ["BreakingRecord", "CompactionPhase", "CompactionRecord", "DropletScene", "FloatArray"]
 
 
 @dataclass(frozen=True)
