@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from action_msgs.msg import GoalStatus
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import WrenchStamped
 from lifecycle_msgs.msg import Transition
@@ -43,6 +42,7 @@ SIM_OPTIONS = {"recipe": "mcc:0.69,lactose:0.3,mgst:0.01", "fill_mass_mg": 100}
 FAST = 20.0  # instrument seconds per wall second
 STOP_LIMIT_S = 0.1  # cancel / e-stop to STP on the press's wire
 WAIT_S = 20.0
+SUCCEEDED, CANCELED, ABORTED = 4, 5, 6  # action_msgs GoalStatus values (no type stubs)
 
 
 @contextlib.contextmanager
@@ -246,7 +246,7 @@ def test_compaction_and_breaking_test_end_to_end_through_the_lifecycle(
         press = PressClient(probe)
         feedback: list[Any] = []
         status, result = press.run_compaction(0.5, feedback)
-        assert status == GoalStatus.STATUS_SUCCEEDED, result.message
+        assert status == SUCCEEDED, result.message
         assert result.success and result.experiment_id == "exp-1"
         assert result.max_pressure_pa == pytest.approx(150e6, rel=0.02)
         assert result.heckel_yield_pressure_pa == pytest.approx(BLEND.yield_pressure_pa, rel=0.05)
@@ -274,7 +274,7 @@ def test_compaction_and_breaking_test_end_to_end_through_the_lifecycle(
 
         handle = press.send(press.breaking, BreakingTest.Goal(experiment_id="exp-1"))
         status, broken = press.result(handle)
-        assert status == GoalStatus.STATUS_SUCCEEDED, broken.message
+        assert status == SUCCEEDED, broken.message
         assert broken.failure_mode == BreakingTestResult.FAILURE_DIAMETRAL
         assert broken.tablet_thickness_m == pytest.approx(result.tablet_thickness_m)
         expected = (
@@ -285,7 +285,7 @@ def test_compaction_and_breaking_test_end_to_end_through_the_lifecycle(
 
         press.transition(Transition.TRANSITION_DEACTIVATE)
         status, refused = press.run_compaction()
-        assert status == GoalStatus.STATUS_ABORTED and "not active" in refused.message
+        assert status == ABORTED and "not active" in refused.message
         assert not refused.success and math.isnan(refused.heckel_yield_pressure_pa)
         for step in (
             Transition.TRANSITION_CLEANUP,
@@ -295,7 +295,7 @@ def test_compaction_and_breaking_test_end_to_end_through_the_lifecycle(
             press.transition(step)
         assert press.state() == "active"
         status, again = press.run_compaction()
-        assert status == GoalStatus.STATUS_SUCCEEDED, again.message
+        assert status == SUCCEEDED, again.message
 
 
 def test_the_zone_interlock_and_the_estop_stop_the_press(
@@ -310,7 +310,7 @@ def test_the_zone_interlock_and_the_estop_stop_the_press(
         press = PressClient(probe)
         assert zone(probe, "arm", True).granted  # the arm's tool is in the press
         status, refused = press.run_compaction()
-        assert status == GoalStatus.STATUS_ABORTED
+        assert status == ABORTED
         assert "held by arm" in refused.message and not refused.success
         assert not wire_times(wire_log, b"CMP"), "the press moved while the arm held the zone"
         assert zone(probe, "arm", False).granted
@@ -325,13 +325,13 @@ def test_the_zone_interlock_and_the_estop_stop_the_press(
         status, stopped = press.result(handle)
         ended = time.monotonic() - engaged_at
         assert latency < STOP_LIMIT_S, f"STP reached the press {latency * 1e3:.0f} ms after the e-stop"
-        assert status == GoalStatus.STATUS_ABORTED and "e-stop engaged" in stopped.message, stopped.message
+        assert status == ABORTED and "e-stop engaged" in stopped.message, stopped.message
         assert ended < 1.0
         held = zone(probe, "arm", True)  # refused for the e-stop, but nobody holds the zone
         assert not held.granted and held.holder == ""
 
         status, refused = press.run_compaction()
-        assert status == GoalStatus.STATUS_ABORTED and "e-stop engaged" in refused.message
+        assert status == ABORTED and "e-stop engaged" in refused.message
         assert estop(probe, engage=False).success
         wait_for(lambda: press.recover().success, "recovery after the e-stop reset")
         # the stopped cycle left a compact in the die: recovery ejected it, holding the zone
@@ -354,7 +354,7 @@ def test_cancel_stops_the_press_within_100_ms(ros_domain_id: int, tmp_path: Path
         latency = first_stop_after(wire_log, cancelled_at) - cancelled_at
         status, result = press.result(handle)
         assert latency < STOP_LIMIT_S, f"STP reached the press {latency * 1e3:.0f} ms after the cancel"
-        assert status == GoalStatus.STATUS_CANCELED, result.message
+        assert status == CANCELED, result.message
         assert "cancelled" in result.message and not result.success
         recovered = press.recover()
         assert recovered.success and "ejected" in recovered.message
@@ -371,14 +371,14 @@ def test_an_overload_fails_the_goal_with_the_press_code_and_diagnostics(
     ):
         press = PressClient(probe)
         status, result = press.run_compaction()
-        assert status == GoalStatus.STATUS_ABORTED and not result.success
+        assert status == ABORTED and not result.success
         assert "(device code 11)" in result.message and "load cell" in result.message
         diagnostic = press.latest_diagnostic(
             lambda s: any(v.key == "last_error_code" and v.value == "11" for v in s.values)
         )
         assert diagnostic.level != DiagnosticStatus.OK and "load cell" in diagnostic.message
         status, latched = press.run_compaction()  # the fault latches until an operator recovers
-        assert status == GoalStatus.STATUS_ABORTED and "(device code 13)" in latched.message
+        assert status == ABORTED and "(device code 13)" in latched.message
         recovered = press.recover()
         assert recovered.success and "cleared latched fault 11" in recovered.message
 
@@ -397,10 +397,10 @@ def test_a_press_that_disappears_mid_cycle_fails_the_goal_without_hanging(
         wait_for_phase(feedback, press.lock, "dwell")
         sim.stop()
         status, result = press.result(handle)
-        assert status == GoalStatus.STATUS_ABORTED and not result.success
+        assert status == ABORTED and not result.success
         assert "compacting failed" in result.message
         status, again = press.run_compaction()  # no press: refused quickly, not hung
-        assert status == GoalStatus.STATUS_ABORTED and "compacting failed" in again.message
+        assert status == ABORTED and "compacting failed" in again.message
         diagnostic = press.latest_diagnostic(lambda s: s.level == DiagnosticStatus.ERROR)
         assert "not connected" in diagnostic.message
         assert any(v.key == "last_error" and v.value for v in diagnostic.values)
