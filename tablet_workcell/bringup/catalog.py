@@ -13,7 +13,9 @@ from typing import Literal
 
 from tablet_workcell.cell_status import CELL_STATUS_PARAMETERS
 from tablet_workcell.data.recording_config import RECORDER_PARAMETERS
+from tablet_workcell.devices.dosing.node_parameters import DISPENSER_PARAMETERS
 from tablet_workcell.devices.press.node_parameters import PRESS_NODE_PARAMETERS
+from tablet_workcell.devices.syringe_pump.node_parameters import SYRINGE_PUMP_PARAMETERS
 from tablet_workcell.interlocks import INTERLOCK_PARAMETERS
 from tablet_workcell.optim.parameters import OPTIMISER_PARAMETERS
 from tablet_workcell.parameters import ParamSpec
@@ -63,6 +65,17 @@ NODE_TYPES: dict[str, NodeType] = {
             "optimiser",
             "suggests experiments and learns from results (ask/tell services), history from the store",
             OPTIMISER_PARAMETERS,
+        ),
+        NodeType(
+            "dispenser",
+            "dispensing station: gravimetric dosing of a recipe from one dosing head per powder onto the "
+            "balance (action), balance readings",
+            DISPENSER_PARAMETERS,
+        ),
+        NodeType(
+            "syringe_pump",
+            "syringe pump (NE-1000): places the water droplet of the disintegration test (action)",
+            SYRINGE_PUMP_PARAMETERS,
         ),
         NodeType(
             "press",
