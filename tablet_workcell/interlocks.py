@@ -23,7 +23,7 @@ INTERLOCK_PARAMETERS = (
     ParamSpec(
         "watched_stations",
         "str_array",
-        ["arm", "dispenser", "press", "disintegration"],
+        ["arm", "dispenser", "press", "syringe_pump", "disintegration"],
         "stations whose heartbeat (station status) the watchdog watches once heard",
     ),
     ParamSpec(

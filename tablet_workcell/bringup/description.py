@@ -186,7 +186,23 @@ def load_graph(
     environment = _environment(ros, path)
     environment.update(_extra_environment(data.get("environment"), path))
     simulators = _simulators(data.get("simulators"), path, nodes) if sim else ()
+    if simulators:
+        nodes = [_with_instrument_time(node, simulators[0].time_scale) for node in nodes]
     return GraphDescription(path, sim, tuple(nodes), environment, simulators)
+
+
+def _with_instrument_time(node: NodeLaunch, time_scale: float) -> NodeLaunch:
+    """Nodes that pace themselves in instrument time (``time_scale``) follow the simulators' clock.
+
+    The simulators run ``time_scale`` instrument seconds per wall second (the simulated
+    clock's real-time factor); a node with its own ``time_scale`` parameter gets the same
+    value, so ``workcell up --rtf 100`` cannot leave a dispenser timing doses at 1x.
+    """
+    if "time_scale" not in node.parameters:
+        return node
+    return NodeLaunch(
+        node.name, node.executable, node.namespace, {**node.parameters, "time_scale": time_scale}
+    )
 
 
 def _simulators(value: object, path: Path, nodes: list[NodeLaunch]) -> tuple[SimulatorLaunch, ...]:

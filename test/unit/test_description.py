@@ -118,3 +118,27 @@ def test_empty_list_parameters_are_left_to_the_node_default(tmp_path: Path) -> N
     node = load_graph(path, sim=False).node("cell_status")
     assert node.parameters["expected_stations"] == []
     assert "expected_stations" not in node.ros_parameters()
+
+
+def test_one_switch_selects_simulated_or_real_ports_and_starts_simulators() -> None:
+    real = load_graph(default_graph_path(), sim=False)
+    sim = load_graph(
+        default_graph_path(), sim=True, parameter_overrides={"sim_clock": {"real_time_factor": 20.0}}
+    )
+    assert real.simulators == ()
+    assert {s.name for s in sim.simulators} == {"arm", "press", "dispensing_station", "syringe_pump"}
+    assert all(s.time_scale == 20.0 for s in sim.simulators)
+    assert str(real.node("press").parameters["port"]).startswith("/dev/")
+    assert sim.node("press").parameters["port"] == "{ports}/press"
+    assert sim.node("press").parameters["simulated"] is True
+    # Nodes pacing themselves in instrument time follow the simulators' clock.
+    assert sim.node("dispenser").parameters["time_scale"] == 20.0
+    assert real.node("dispenser").parameters["time_scale"] == 1.0
+
+
+def test_an_unknown_simulator_is_refused_with_the_known_ones(tmp_path: Path) -> None:
+    config = tmp_path / "graph.yaml"
+    config.write_text("nodes:\n  - executable: safety\nsimulators:\n  - name: pres\n")
+    with pytest.raises(ConfigError, match=r"unknown simulator 'pres'\. Did you mean 'press'"):
+        load_graph(config, sim=True)
+    assert load_graph(config, sim=False).simulators == ()  # real hardware: simulators are not read
