@@ -7,6 +7,9 @@
 * ``/safety/zone_access`` (tablet_workcell/srv/ZoneAccess): exclusive holds on shared zones
   (the press zone: the press holds it while it moves, the arm while its tool is inside),
   so the press never closes on the arm and the arm never reaches into a moving press.
+* ``/safety/zones`` (diagnostic_msgs/DiagnosticStatus, transient-local): who holds each
+  zone (``values``: key = zone, value = holder, empty when free), on every change; the
+  arm colours the press zone in RViz from it.
 * Watchdog: every watched station's ``/workcell/station_status`` is its heartbeat; a
   station heard once and then silent for ``heartbeat_timeout_s`` engages the e-stop
   (it may be moving with nobody in control).
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import time
 
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 
@@ -32,6 +36,7 @@ from tablet_workcell.srv import EmergencyStop, ZoneAccess
 ESTOP_TOPIC = "/safety/estop"
 ESTOP_SERVICE = "/safety/set_estop"
 ZONE_SERVICE = "/safety/zone_access"
+ZONES_TOPIC = "/safety/zones"
 STATION_STATUS_TOPIC = "/workcell/station_status"
 
 
@@ -46,6 +51,7 @@ class SafetyNode(Node):
         self._latch = EstopLatch(engaged=values.get_bool("engaged_at_start"))
         self._estop_publisher = self.create_publisher(EstopStateMsg, ESTOP_TOPIC, LATCHED)
         self._status_publisher = self.create_publisher(StationStatus, STATION_STATUS_TOPIC, STATUS)
+        self._zones_publisher = self.create_publisher(DiagnosticStatus, ZONES_TOPIC, LATCHED)
         self.create_service(EmergencyStop, ESTOP_SERVICE, self._on_set_estop)
         self.create_service(ZoneAccess, ZONE_SERVICE, self._on_zone_access)
         self.create_subscription(StationStatus, STATION_STATUS_TOPIC, self._on_station_status, STATUS)
@@ -57,6 +63,7 @@ class SafetyNode(Node):
             clock=Clock(clock_type=ClockType.STEADY_TIME),
         )
         self._publish_estop(self._latch.state)
+        self._publish_zones()
         self.get_logger().info(f"e-stop {'ENGAGED' if self._latch.state.active else 'clear'} at start-up")
 
     def _to_message(self, state: EstopState) -> EstopStateMsg:
@@ -111,6 +118,7 @@ class SafetyNode(Node):
     def _on_zone_access(
         self, request: ZoneAccess.Request, response: ZoneAccess.Response
     ) -> ZoneAccess.Response:
+        before = self._zones.holders
         try:
             if request.acquire:
                 decision = self._zones.acquire(
@@ -128,7 +136,20 @@ class SafetyNode(Node):
         )
         if not decision.granted:
             self.get_logger().warning(decision.message)
+        if self._zones.holders != before:
+            self._publish_zones()
         return response
+
+    def _publish_zones(self) -> None:
+        holders = self._zones.holders
+        self._zones_publisher.publish(
+            DiagnosticStatus(
+                level=DiagnosticStatus.OK,
+                name="safety: zones",
+                message=", ".join(f"{zone}: {holder or 'free'}" for zone, holder in sorted(holders.items())),
+                values=[KeyValue(key=zone, value=holder) for zone, holder in sorted(holders.items())],
+            )
+        )
 
     def _publish_status(self) -> None:
         status = StationStatus(station="safety", simulated=False)

@@ -13,6 +13,7 @@ from typing import Literal
 
 from tablet_workcell.cell_status import CELL_STATUS_PARAMETERS
 from tablet_workcell.data.recording_config import RECORDER_PARAMETERS
+from tablet_workcell.devices.arm.node_parameters import ARM_NODE_PARAMETERS
 from tablet_workcell.devices.dosing.node_parameters import DISPENSER_PARAMETERS
 from tablet_workcell.devices.press.node_parameters import PRESS_NODE_PARAMETERS
 from tablet_workcell.devices.syringe_pump.node_parameters import SYRINGE_PUMP_PARAMETERS
@@ -76,6 +77,12 @@ NODE_TYPES: dict[str, NodeType] = {
             "syringe_pump",
             "syringe pump (NE-1000): places the water droplet of the disintegration test (action)",
             SYRINGE_PUMP_PARAMETERS,
+        ),
+        NodeType(
+            "arm",
+            "robot arm (Marlin G-code): station transfers (action) under the press-zone interlock, "
+            "joint states, tool pose and RViz markers of the cell",
+            ARM_NODE_PARAMETERS,
         ),
         NodeType(
             "press",

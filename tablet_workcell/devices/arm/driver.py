@@ -362,6 +362,16 @@ class ArmDriver:
                 self._transact(f"G4 P{round(settle_s * 1000)}", settle_s + self.transport.timeout_s)
             self._raise_if_stopped()
 
+    def clear_stop(self) -> None:
+        """Forget a :meth:`stop` that no operation has consumed yet.
+
+        A stop sent while nothing runs makes the next operation raise, so that a stop
+        racing with the start of an operation is never lost. A caller that tracks its own
+        stop state (a node checks its e-stop and cancel flags before starting) clears it
+        at the start of a new operation, so an old stop does not fail the new one.
+        """
+        self._stop_requested.clear()
+
     def stop(self) -> None:
         """``M410`` quickstop, from any thread: Marlin stops the steppers the moment it reads it.
 

@@ -37,16 +37,7 @@ class StationMover:
 
     def path_to(self, name: str, start_m: Vec3) -> list[tuple[Vec3, float]]:
         """The legs (target, speed) from ``start_m`` to station ``name``: up, across, down."""
-        target = self.layout.station(name).position_m
-        safe_z = self.layout.safe_travel_height_m
-        travel, approach = self.layout.travel_speed_m_per_s, self.layout.approach_speed_m_per_s
-        legs: list[tuple[Vec3, float]] = []
-        if start_m[2] < safe_z - 1e-6:
-            legs.append(((start_m[0], start_m[1], safe_z), approach))
-        if abs(start_m[0] - target[0]) > 1e-6 or abs(start_m[1] - target[1]) > 1e-6:
-            legs.append(((target[0], target[1], safe_z), travel))
-        legs.append((target, approach))
-        return legs
+        return path_to_station(self.layout, name, start_m)
 
     def _follow(self, legs: list[tuple[Vec3, float]], start_m: Vec3, why: str) -> None:
         zone = self.layout.press_zone
@@ -82,6 +73,20 @@ class StationMover:
         self.move_to_station(destination)
         self.arm.release(self.settle_s)
         self.lift()
+
+
+def path_to_station(layout: CellLayout, name: str, start_m: Vec3) -> list[tuple[Vec3, float]]:
+    """The legs (target, speed) from ``start_m`` to station ``name``: up, across, down."""
+    target = layout.station(name).position_m
+    safe_z = layout.safe_travel_height_m
+    travel, approach = layout.travel_speed_m_per_s, layout.approach_speed_m_per_s
+    legs: list[tuple[Vec3, float]] = []
+    if start_m[2] < safe_z - 1e-6:
+        legs.append(((start_m[0], start_m[1], safe_z), approach))
+    if abs(start_m[0] - target[0]) > 1e-6 or abs(start_m[1] - target[1]) > 1e-6:
+        legs.append(((target[0], target[1], safe_z), travel))
+    legs.append((target, approach))
+    return legs
 
 
 def _fmt(point: Vec3) -> str:
