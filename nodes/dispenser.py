@@ -226,12 +226,6 @@ class DispenserNode(DeviceNode):
             self.destroy_publisher(publisher)
         return super().on_cleanup(state)
 
-    def destroy_node(self) -> None:
-        """Shutting down (Ctrl-C, launcher) stops the heads and releases the ports first."""
-        self.halt()
-        self.disconnect()
-        super().destroy_node()
-
     def _publish_mass(self) -> None:
         """The idle balance reading (a dose publishes its own readings from its feedback)."""
         balance, publisher = self._balance, self._mass_pub

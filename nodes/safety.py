@@ -107,7 +107,10 @@ class SafetyNode(Node):
 
     def _on_station_status(self, message: StationStatus) -> None:
         # Wall time, not ROS time: a stalled /clock must not hide a dead station.
-        self._watchdog.heard(message.station, time.monotonic())
+        if message.state == StationStatus.STATE_OFFLINE:
+            self._watchdog.signed_off(message.station)  # a deliberate shutdown, not a dead station
+        else:
+            self._watchdog.heard(message.station, time.monotonic())
 
     def _check_heartbeats(self) -> None:
         for station, silence in self._watchdog.silent(time.monotonic()):

@@ -127,12 +127,6 @@ class SyringePumpNode(DeviceNode):
         assert self._pump is not None
         return self._pump
 
-    def destroy_node(self) -> None:
-        """Shutting down (Ctrl-C, launcher) stops the plunger and releases the port first."""
-        self.halt()
-        self.disconnect()
-        super().destroy_node()
-
     # ------------------------------------------------------------------ the action
     def _on_cancel(self, goal_handle: Any) -> CancelResponse:
         """Accept, and stop the plunger now if it is this goal's droplet."""

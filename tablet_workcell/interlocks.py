@@ -110,6 +110,11 @@ class HeartbeatWatchdog:
             self._last[station] = now_s
             self._reported.discard(station)
 
+    def signed_off(self, station: str) -> None:
+        """The station shut down on purpose (it said so): stop watching it until heard again."""
+        self._last.pop(station, None)
+        self._reported.discard(station)
+
     def silent(self, now_s: float) -> list[tuple[str, float]]:
         """Newly silent stations with their silence [s] (each reported once until heard again)."""
         found = []

@@ -63,6 +63,7 @@ class DeviceNode(LifecycleNode, abc.ABC):
         self._operation = ""
         self._operation_lock = threading.Lock()
         self._fault = ""
+        self._closing = threading.Event()  # the process is shutting down: stop waiting for ports
         self._status_pub = self.create_publisher(StationStatus, STATION_STATUS_TOPIC, STATUS)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
         self.create_subscription(
@@ -112,7 +113,9 @@ class DeviceNode(LifecycleNode, abc.ABC):
                 if not isinstance(error, DeviceDisconnectedError) or time.monotonic() >= deadline:
                     self.get_logger().error(f"configure failed: {error}")
                     return TransitionCallbackReturn.FAILURE
-            time.sleep(RETRY_S)  # waiting for a port to appear; configure is not a callback of others
+            if self._closing.wait(RETRY_S):  # waiting for a port to appear, unless shutting down
+                self.get_logger().info("configure given up: shutting down")
+                return TransitionCallbackReturn.FAILURE
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.stop_requested.clear()
@@ -139,6 +142,28 @@ class DeviceNode(LifecycleNode, abc.ABC):
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.get_logger().error("error processing: stopping and releasing the instruments")
         return self.on_cleanup(state)
+
+    def destroy_node(self) -> None:
+        """Shutting down (Ctrl-C, the launcher): stop motion, sign off, release the ports.
+
+        The OFFLINE status tells the safety watchdog this station left on purpose, so a
+        deliberate shutdown of the cell does not trip the e-stop; a crash sends nothing.
+        """
+        self._closing.set()
+        self.stop_requested.set()
+        self.halt()
+        try:
+            status = StationStatus(
+                station=self.station, state=StationStatus.STATE_OFFLINE, simulated=self.simulated
+            )
+            status.message = "shut down"
+            status.header.stamp = self.get_clock().now().to_msg()
+            self._status_pub.publish(status)
+        except Exception as error:
+            self.get_logger().debug(f"sign-off not published: {error}")
+        self.disconnect()
+        self._save_traffic()
+        super().destroy_node()
 
     # ------------------------------------------------------------------ helpers for subclasses
     def traffic_log(self, device: str) -> TrafficLog | None:

@@ -53,17 +53,25 @@ def start(description: GraphDescription, tmp_path: Path, domain: int) -> GraphSu
     return GraphSupervisor(plan_processes(description, tmp_path, domain))
 
 
-def test_safety_and_cell_status_exchange_custom_interfaces(
+def test_the_simulated_cell_comes_up_and_every_station_reports_idle(
     tmp_path: Path, ros_domain_id: int, probe: GraphProbe
 ) -> None:
-    with start(graph(sim=False, workspace=tmp_path), tmp_path, ros_domain_id) as supervisor:
-        assert set(supervisor.pids) == {"safety", "cell_status", "recorder", "optimiser"}
-        probe.wait_for_nodes(["safety", "cell_status"])
-        status = probe.wait_for_status(lambda s: any(st.state != 0 for st in s.stations), "safety to report")
-        assert [(s.station, s.state) for s in status.stations] == [("safety", 2)]
+    description = graph(sim=True, workspace=tmp_path)
+    with start(description, tmp_path, ros_domain_id) as supervisor:
+        simulators = {f"sim_{s.name}" for s in description.simulators}
+        assert set(supervisor.pids) == {n.name for n in description.nodes} | simulators
+        assert simulators == {"sim_arm", "sim_press", "sim_dispensing_station", "sim_syringe_pump"}
+        stations = ["safety", "arm", "press", "dispenser", "syringe_pump"]
+        probe.wait_for_nodes(["safety", "cell_status", *stations[1:]], timeout_s=60.0)
+        status = probe.wait_for_status(
+            lambda s: sorted((st.station, st.state) for st in s.stations) == sorted((n, 2) for n in stations),
+            "every station to report IDLE (instrument nodes configured against their simulators)",
+            timeout_s=90.0,
+        )
+        assert all(st.simulated for st in status.stations if st.station != "safety")
         trip = probe.estop_round_trip(operator_id="tester")
         assert "no operator id" in trip.refused_reset_message
-        assert probe.latest_status().mode == CellStatus.MODE_IDLE
+        probe.wait_for_status(lambda s: s.mode == CellStatus.MODE_IDLE, "the cell to be IDLE after the reset")
         assert not supervisor.exited()
 
 

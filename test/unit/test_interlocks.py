@@ -51,3 +51,12 @@ def test_the_watchdog_reports_a_silent_station_once_and_only_after_it_was_heard(
     assert watchdog.silent(2.0) == []  # reported once
     watchdog.heard("press", 2.1)
     assert watchdog.silent(3.2) == [("press", pytest.approx(1.1))]
+
+
+def test_a_station_that_signs_off_is_not_reported_silent() -> None:
+    watchdog = HeartbeatWatchdog(["press"], timeout_s=1.0)
+    watchdog.heard("press", 0.0)
+    watchdog.signed_off("press")
+    assert watchdog.silent(10.0) == []
+    watchdog.heard("press", 11.0)  # back again: watched again
+    assert watchdog.silent(12.5) == [("press", 1.5)]
