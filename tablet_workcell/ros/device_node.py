@@ -143,24 +143,28 @@ class DeviceNode(LifecycleNode, abc.ABC):
         self.get_logger().error("error processing: stopping and releasing the instruments")
         return self.on_cleanup(state)
 
-    def destroy_node(self) -> None:
-        """Shutting down (Ctrl-C, the launcher): stop motion, sign off, release the ports.
+    def sign_off(self) -> None:
+        """Shutting down on purpose (Ctrl-C, the launcher): stop motion and say so.
 
         The OFFLINE status tells the safety watchdog this station left on purpose, so a
         deliberate shutdown of the cell does not trip the e-stop; a crash sends nothing.
+        ``run_node`` calls this from the signal handler while the context is still valid.
         """
         self._closing.set()
         self.stop_requested.set()
         self.halt()
-        try:
-            status = StationStatus(
-                station=self.station, state=StationStatus.STATE_OFFLINE, simulated=self.simulated
-            )
-            status.message = "shut down"
-            status.header.stamp = self.get_clock().now().to_msg()
-            self._status_pub.publish(status)
-        except Exception as error:
-            self.get_logger().debug(f"sign-off not published: {error}")
+        status = StationStatus(
+            station=self.station, state=StationStatus.STATE_OFFLINE, simulated=self.simulated
+        )
+        status.message = "shut down"
+        status.header.stamp = self.get_clock().now().to_msg()
+        self._status_pub.publish(status)
+
+    def destroy_node(self) -> None:
+        """Stop motion and release the ports before the node goes."""
+        self._closing.set()
+        self.stop_requested.set()
+        self.halt()
         self.disconnect()
         self._save_traffic()
         super().destroy_node()
@@ -231,7 +235,7 @@ class DeviceNode(LifecycleNode, abc.ABC):
         if self.estopped.is_set():
             return StationStatus.STATE_ESTOPPED
         state = self.lifecycle_state
-        if state in ("unconfigured", "finalized"):
+        if state not in ("active", "inactive"):  # unconfigured, configuring, cleaning up, finalized
             return StationStatus.STATE_FAULT if self._fault else StationStatus.STATE_UNCONFIGURED
         if any(not h.connected for h in self.health):
             return StationStatus.STATE_FAULT

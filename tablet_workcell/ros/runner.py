@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
+from types import FrameType
 
 import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.executors import Executor, ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 
 
 def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None, threads: int = 1) -> int:
-    """Create the node, spin it until shutdown (Ctrl-C, SIGINT from the launcher).
+    """Create the node, spin it until shutdown (Ctrl-C, SIGINT/SIGTERM from the launcher).
 
     ``threads > 1``: a multi-threaded executor, for nodes whose long actions must not
     block the e-stop subscription or status timers (the instrument nodes).
+
+    A node with a ``sign_off()`` method (the instrument nodes) gets to run it on SIGINT
+    or SIGTERM while the ROS context is still valid: rclpy's own signal handler shuts the
+    context down first, after which nothing can be published, and the safety watchdog
+    would take a deliberate shutdown for a dead station.
     """
-    with rclpy.init(args=list(sys.argv if args is None else args)):
+    sign_off = getattr(factory, "sign_off", None)
+    options = SignalHandlerOptions.NO if callable(sign_off) else SignalHandlerOptions.ALL
+    with rclpy.init(args=list(sys.argv if args is None else args), signal_handler_options=options):
         try:
             node = factory()
         except ParameterException as error:
@@ -26,6 +37,8 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None, thr
             return 2
         executor: Executor = MultiThreadedExecutor(threads) if threads > 1 else SingleThreadedExecutor()
         executor.add_node(node)
+        if options is SignalHandlerOptions.NO:
+            _stop_on_signals(node)
         try:
             executor.spin()
         except (KeyboardInterrupt, ExternalShutdownException):
@@ -34,3 +47,18 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None, thr
             executor.remove_node(node)
             node.destroy_node()
     return 0
+
+
+def _stop_on_signals(node: Node) -> None:
+    """SIGINT/SIGTERM: the node signs off, then the context shuts down and spin returns."""
+    once = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if once.is_set():
+            return
+        once.set()
+        node.sign_off()  # type: ignore[attr-defined]  # checked by run_node
+        rclpy.try_shutdown()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
