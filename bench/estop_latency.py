@@ -175,7 +175,8 @@ def run(repeats: int, workspace: Path) -> dict[str, Any]:
         if status != "succeeded":
             raise ProbeError(f"homing the arm failed: {result.message}")
         for repeat in range(repeats):
-            goals = cell.start_motions("dispenser" if repeat % 2 == 0 else "tablet_tray")  # outside the press zone
+            destination = "dispenser" if repeat % 2 == 0 else "tablet_tray"  # both outside the press zone
+            goals = cell.start_motions(destination)
             try:
                 cell.wait_states(StationStatus.STATE_BUSY, "every station busy", timeout_s=20.0)
             except ProbeError:
