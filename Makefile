@@ -63,6 +63,9 @@ bench: setup
 	$(PY) bench/twin_speed.py
 	$(PY) bench/store_insert.py
 	$(PY) bench/recording_overhead.py
+	$(PY) bench/dosing_accuracy.py
+	$(PY) bench/estop_latency.py
+	$(PY) bench/optimiser_latency.py
 
 figures: setup
 	$(PY) docs/twin_figures.py

@@ -30,7 +30,6 @@ import logging
 import os
 import statistics
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -40,107 +39,19 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from tablet_workcell.action import ArmTransfer, Compact, Dispense, DispenseDroplet
 from tablet_workcell.bringup.description import load_graph
 from tablet_workcell.bringup.paths import default_graph_path
 from tablet_workcell.bringup.processes import plan_processes
 from tablet_workcell.bringup.supervisor import GraphSupervisor
 from tablet_workcell.devices.serve import WIRE_LOG_ENV
-from tablet_workcell.msg import DosedComponent, EstopState, StationStatus
-from tablet_workcell.ros.goal_client import GoalClient, SentGoal
+from tablet_workcell.devices.wire_log import stop_times
+from tablet_workcell.msg import StationStatus
+from tablet_workcell.ros.cell_exercise import STATIONS, CellExercise
 from tablet_workcell.ros.graph_probe import GraphProbe, ProbeError
-from tablet_workcell.ros.qos import LATCHED
-from tablet_workcell.srv import EmergencyStop
 
 LOG = logging.getLogger("estop_latency")
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_S = 0.100
-STATIONS = ("arm", "dispenser", "press", "syringe_pump")
-# serial port (simulator link name) -> bytes that stop that instrument
-STOP_TOKENS = {"arm": (b"M410", b"M112"), "press": (b"STP",), "feeder": (b"STP",), "syringe_pump": (b"STP",)}
-PORT_STATION = {"arm": "arm", "press": "press", "feeder": "dispenser", "syringe_pump": "syringe_pump"}
-
-
-class Cell:
-    """The probe's view: station states, the e-stop as a subscriber sees it, action clients."""
-
-    def __init__(self, probe: GraphProbe) -> None:
-        self.probe = probe
-        self._lock = threading.Lock()
-        self.states: dict[str, int] = {}
-        self.estop_seen_at: float | None = None
-        probe.node.create_subscription(StationStatus, "/workcell/station_status", self._on_status, 50)
-        probe.node.create_subscription(EstopState, "/safety/estop", self._on_estop, LATCHED)
-        node = probe.node
-        self.dispense = GoalClient(node, Dispense, "/dispenser/dispense")
-        self.compact = GoalClient(node, Compact, "/press/compact")
-        self.transfer = GoalClient(node, ArmTransfer, "/arm/transfer")
-        self.droplet = GoalClient(node, DispenseDroplet, "/syringe_pump/dispense_droplet")
-
-    def _on_status(self, message: StationStatus) -> None:
-        with self._lock:
-            self.states[message.station] = message.state
-
-    def _on_estop(self, message: EstopState) -> None:
-        with self._lock:
-            if message.active and self.estop_seen_at is None:
-                self.estop_seen_at = time.monotonic()
-
-    def wait_states(self, wanted: int, what: str, timeout_s: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            with self._lock:
-                if all(self.states.get(s) == wanted for s in STATIONS):
-                    return
-            time.sleep(0.01)
-        raise ProbeError(f"timed out after {timeout_s:.0f} s waiting for {what}; stations: {self.states}")
-
-    def estop(self, engage: bool) -> float:
-        request = EmergencyStop.Request(engage=engage, reason="e-stop latency benchmark", operator_id="bench")
-        with self._lock:
-            self.estop_seen_at = None
-        sent = time.monotonic()
-        response = self.probe.call(EmergencyStop, "/safety/set_estop", request, timeout_s=10.0)
-        if not response.success:
-            raise ProbeError(f"e-stop {'engage' if engage else 'reset'} refused: {response.message}")
-        return sent
-
-    def start_motions(self, arm_to: str) -> list[SentGoal]:
-        dose = DosedComponent(name="microcrystalline_cellulose", target_mass_kg=500e-6)
-        goals = [
-            self.dispense.send(Dispense.Goal(experiment_id="bench", targets=[dose], tolerance_kg=1e-6)),
-            self.compact.send(
-                Compact.Goal(
-                    experiment_id="bench",
-                    target_pressure_pa=150e6,
-                    dwell_time_s=20.0,
-                    punch_diameter_m=8e-3,
-                    fill_mass_kg=200e-6,
-                    true_density_kg_per_m3=1540.0,
-                )
-            ),
-            self.transfer.send(ArmTransfer.Goal(from_station="", to_station=arm_to, payload=0)),
-            self.droplet.send(DispenseDroplet.Goal(volume_m3=20e-9, flow_rate_m3_per_s=0.2e-9)),
-        ]
-        for goal in goals:
-            if not goal.accepted:
-                raise ProbeError(f"{goal.name} refused the goal")
-        return goals
-
-
-def stop_times(folder: Path, after: float) -> dict[str, float]:
-    """Per station: the monotonic time its first stop command after ``after`` arrived."""
-    found: dict[str, float] = {}
-    for port, tokens in STOP_TOKENS.items():
-        path = folder / f"{port}.wire"
-        if not path.exists():
-            continue
-        for line in path.read_text(encoding="ascii").splitlines():
-            stamp, _, data = line.split()
-            if float(stamp) >= after and any(t in bytes.fromhex(data) for t in tokens):
-                found[PORT_STATION[port]] = float(stamp)
-                break
-    return found
 
 
 def run(repeats: int, workspace: Path) -> dict[str, Any]:
@@ -166,14 +77,10 @@ def run(repeats: int, workspace: Path) -> dict[str, Any]:
         GraphSupervisor(plan_processes(graph, workspace / "run", domain)),
         GraphProbe("estop_bench") as probe,
     ):
-        cell = Cell(probe)
+        cell = CellExercise(probe)
         probe.wait_for_nodes(["safety", *STATIONS], timeout_s=60.0)
         cell.wait_states(StationStatus.STATE_IDLE, "every instrument node to be active and idle", 90.0)
-        # Home the arm first: homing holds the press zone (the tool's position is unknown),
-        # which would refuse the press's cycle. The benchmark's moves stay out of the zone.
-        status, result = cell.transfer.send(ArmTransfer.Goal(from_station="", to_station="home")).result(60.0)
-        if status != "succeeded":
-            raise ProbeError(f"homing the arm failed: {result.message}")
+        cell.home_arm()
         for repeat in range(repeats):
             destination = "dispenser" if repeat % 2 == 0 else "tablet_tray"  # both outside the press zone
             goals = cell.start_motions(destination)

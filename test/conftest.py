@@ -1,6 +1,7 @@
 """Test tiers and shared fixtures.
 
-Tiers follow the folders: test/unit (no ROS graph), test/ros (real ROS 2 nodes in
+Tiers follow the folders: test/unit and test/devices (no ROS graph; device tests talk
+to simulators over real pseudo-terminals), test/ros (real ROS 2 nodes in
 separate processes, each test on its own ROS_DOMAIN_ID), test/db (real database servers
 and writer processes), test/build (builds the package the way users do; slow). The
 hardware marker is off by default (pyproject addopts).
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-TIER_BY_FOLDER = {"unit": "unit", "ros": "ros", "db": "db", "build": "slow"}
+TIER_BY_FOLDER = {"unit": "unit", "devices": "unit", "ros": "ros", "db": "db", "build": "slow"}
 _domains = itertools.count((os.getpid() % 40) + 20)
 
 

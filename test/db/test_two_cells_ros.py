@@ -85,7 +85,8 @@ def test_two_cells_record_into_one_store(
             lambda: "recorder" in subscribers(probe, "/safety/estop"), "cell A's recorder to subscribe"
         )
         probe.estop_round_trip(operator_id="cell-a-operator")
-        probe.wait_for_status(lambda s: s.mode == CellStatus.MODE_IDLE, "cell A back to idle")
+        # Out of e-stop; not IDLE: on this graph's real ports no instrument answers (FAULT).
+        probe.wait_for_status(lambda s: s.mode != CellStatus.MODE_ESTOPPED, "cell A out of e-stop")
         probe.close()
         assert not cell_a.exited() and not cell_b.exited()
     # Both recorders registered their files on shutdown, at the same moment.
