@@ -151,6 +151,7 @@ def command_up(args: argparse.Namespace) -> int:
 
 def command_demo(args: argparse.Namespace) -> int:
     # Imported here: check/up must work (and stay fast) without loading rclpy.
+    from tablet_workcell.ros.demo_tablet import make_one_tablet  # noqa: PLC0415
     from tablet_workcell.ros.graph_probe import GraphProbe  # noqa: PLC0415
 
     graph = _load(args)
@@ -174,20 +175,36 @@ def command_demo(args: argparse.Namespace) -> int:
         print(f"e-stop engaged -> cell ESTOPPED in {trip.engage_to_status_s * 1000:.0f} ms")
         print(f"reset without operator refused: {trip.refused_reset_message}")
         print(f"reset by demo-operator -> cell running again in {trip.reset_to_status_s * 1000:.0f} ms")
+        suggestions = []
         if any(node.executable == "optimiser" for node in graph.nodes):
-            for suggestion in probe.suggest(3).suggestions:
+            suggestions = list(probe.suggest(3).suggestions)
+            for suggestion in suggestions:
                 recipe = suggestion.recipe
                 blend = ", ".join(f"{c.name} {c.mass_fraction:.3f}" for c in recipe.components)
                 print(
                     f"optimiser suggests {recipe.experiment_id} ({suggestion.strategy}): {blend}; "
                     f"{recipe.compaction_pressure_pa / 1e6:.0f} MPa"
                 )
+        instruments = graph.sim and {node.executable for node in graph.nodes} >= INSTRUMENT_NODES
+        speed = graph.simulators[0].time_scale if graph.simulators else 1.0
+        if instruments and suggestions and speed > DEMO_TABLET_MAX_RTF:
+            print(
+                f"one tablet by hand: skipped at {speed:g}x; the dosing loop's simulated balance and feeders "
+                f"keep up to {DEMO_TABLET_MAX_RTF:g}x real time "
+                f"(run the demo with --rtf {DEMO_TABLET_MAX_RTF:g} or less)"
+            )
+        elif instruments and suggestions:
+            first = suggestions[0].recipe
+            print(f"one tablet by hand through the simulated instruments ({first.experiment_id}):")
+            make_one_tablet(probe, first, lambda line: print(f"  {line}"))
         if supervisor.exited():
             raise WorkcellError(supervisor.describe_exit(supervisor.exited()[0]))
     print("demo complete: all nodes stopped cleanly")
     return 0
 
 
+INSTRUMENT_NODES = {"arm", "dispenser", "press", "syringe_pump"}
+DEMO_TABLET_MAX_RTF = 5.0
 _STATES = {0: "OFFLINE", 1: "UNCONFIGURED", 2: "IDLE", 3: "BUSY", 4: "FAULT", 5: "ESTOPPED"}
 COMMANDS = {"check": command_check, "up": command_up, "demo": command_demo}
 

@@ -37,10 +37,13 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None, thr
             return 2
         executor: Executor = MultiThreadedExecutor(threads) if threads > 1 else SingleThreadedExecutor()
         executor.add_node(node)
-        if options is SignalHandlerOptions.NO:
-            _stop_on_signals(node)
+        stopping = _stop_on_signals(node) if options is SignalHandlerOptions.NO else None
         try:
-            executor.spin()
+            if stopping is None:
+                executor.spin()
+            else:  # our handler only flags: the loop ends, then the node and context go in order
+                while not stopping.is_set() and rclpy.ok():
+                    executor.spin_once(timeout_sec=0.1)
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
         finally:
@@ -49,16 +52,16 @@ def run_node(factory: Callable[[], Node], args: Sequence[str] | None = None, thr
     return 0
 
 
-def _stop_on_signals(node: Node) -> None:
-    """SIGINT/SIGTERM: the node signs off, then the context shuts down and spin returns."""
-    once = threading.Event()
+def _stop_on_signals(node: Node) -> threading.Event:
+    """SIGINT/SIGTERM: the node signs off and the returned event ends the spin loop."""
+    stopping = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        if once.is_set():
+        if stopping.is_set():
             return
-        once.set()
         node.sign_off()  # type: ignore[attr-defined]  # checked by run_node
-        rclpy.try_shutdown()
+        stopping.set()
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    return stopping
