@@ -242,6 +242,8 @@ class DeviceNode(LifecycleNode, abc.ABC):
         return StationStatus.STATE_BUSY if self._operation else StationStatus.STATE_IDLE
 
     def _publish_status(self) -> None:
+        if self._closing.is_set():
+            return  # signed off: a late heartbeat would make the watchdog wait for more
         now = self.get_clock().now().to_msg()
         status = StationStatus(
             station=self.station,
