@@ -10,7 +10,8 @@ APT_PACKAGES := cmake g++ make postgresql
 DEMO_ARGS ?= --sim
 
 INSTALL_INPUTS := pyproject.toml setup.py package.xml CMakeLists.txt \
-	$(wildcard msg/*.msg srv/*.srv action/*.action nodes/*.py launch/* config/* models/*)
+	$(wildcard msg/*.msg srv/*.srv action/*.action nodes/*.py launch/* config/* models/*) \
+	$(wildcard cmake/*.cmake vendor/*/package.xml vendor/*/CMakeLists.txt vendor/*/msg/*.msg)
 
 .PHONY: all setup demo up test test-fast lint bench figures clean system-deps
 all: setup

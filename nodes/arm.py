@@ -13,7 +13,10 @@
 * ``/arm/joint_states`` (sensor_msgs/JointState: arm_x, arm_y, arm_z in m, arm_suction
   1/0), ``/arm/tool_pose`` (geometry_msgs/PoseStamped) at ``joint_state_rate_hz`` while
   active; ``/arm/markers`` (visualization_msgs/MarkerArray, latched) whenever the picture
-  changes. Everything is in the one fixed frame ``frame_id`` (no TF: docs/devices/arm_node.md).
+  changes. Poses and markers are in the fixed frame ``frame_id`` (``workcell``).
+* TF (tf2_msgs/TFMessage): ``workcell -> arm_base`` on ``/tf_static`` once configured
+  (transient local, as tf2's static broadcaster), ``arm_base -> arm_tool`` on ``/tf`` at
+  ``joint_state_rate_hz`` while active. Frame tree: docs/devices/arm_node.md.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.action import ActionServer, CancelResponse
@@ -28,7 +32,11 @@ from rclpy.action.server import ServerGoalHandle
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
+from rclpy.node import Node
+from rclpy.publisher import Publisher
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.timer import Timer
+from tf2_msgs.msg import TFMessage
 
 from tablet_workcell.action import ArmTransfer
 from tablet_workcell.bringup.paths import share_directory
@@ -42,6 +50,7 @@ from tablet_workcell.devices.health import DeviceHealth
 from tablet_workcell.errors import ConfigError
 from tablet_workcell.ros.arm_view import ArmView, GoalObserver
 from tablet_workcell.ros.device_node import DeviceNode
+from tablet_workcell.ros.markers import transform
 from tablet_workcell.ros.qos import LATCHED
 from tablet_workcell.ros.runner import run_node
 from tablet_workcell.ros.zone_access import ZoneHold
@@ -49,6 +58,43 @@ from tablet_workcell.ros.zone_access import ZoneRefusedError as ZoneNotGrantedEr
 
 TRANSFER_ACTION = "~/transfer"
 ZONES_TOPIC = "/safety/zones"  # the safety node's latched zone holders
+TF_TOPIC, TF_STATIC_TOPIC = "/tf", "/tf_static"
+TOOL_FRAME = "arm_tool"  # the suction cup's tip; the base frame is the layout's (arm_base)
+# tf2_ros's broadcaster profiles: DynamicBroadcasterQoS (reliable, volatile, depth 100) for
+# /tf; StaticBroadcasterQoS (reliable, transient local, depth 1) for /tf_static, which is
+# LATCHED, so a late RViz still gets the static transform.
+TF_QOS = QoSProfile(
+    depth=100,
+    history=HistoryPolicy.KEEP_LAST,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
+
+
+class ArmFrames:
+    """The arm's TF: ``world -> base`` once on /tf_static, ``base -> arm_tool`` on /tf per tick."""
+
+    def __init__(self, node: Node, world_frame: str, base_frame: str) -> None:
+        self._node = node
+        self.base_frame = base_frame
+        self._static: Publisher[Any] = node.create_publisher(TFMessage, TF_STATIC_TOPIC, LATCHED)
+        self._dynamic: Publisher[Any] = node.create_publisher(TFMessage, TF_TOPIC, TF_QOS)
+        if world_frame != base_frame:
+            # The arm is bolted at the cell's origin (the layout gives no mounting pose): identity.
+            stamp = node.get_clock().now().to_msg()
+            mount = transform(world_frame, base_frame, (0.0, 0.0, 0.0), stamp)
+            self._static.publish(TFMessage(transforms=[mount]))
+
+    def tool_at(self, position_m: Vec3) -> None:
+        """The tool in the base frame: layout coordinates are base-frame coordinates."""
+        stamp = self._node.get_clock().now().to_msg()
+        self._dynamic.publish(
+            TFMessage(transforms=[transform(self.base_frame, TOOL_FRAME, position_m, stamp)])
+        )
+
+    def destroy(self) -> None:
+        for publisher in (self._static, self._dynamic):
+            self._node.destroy_publisher(publisher)
 
 
 class PressZone:
@@ -95,6 +141,7 @@ class ArmNode(DeviceNode):
         self._arm_health = DeviceHealth("arm")
         self._layout: CellLayout | None = None
         self._view: ArmView | None = None  # while configured
+        self._frames: ArmFrames | None = None  # while configured
         self._zone_holder = ""  # who holds the press zone, as last heard
         self._homed = False
         self._last_poll = 0.0
@@ -133,6 +180,7 @@ class ArmNode(DeviceNode):
         result = super().on_configure(state)
         if result == TransitionCallbackReturn.SUCCESS:
             self._view = ArmView(self, self._layout, self.frame_id, self._zone_holder)
+            self._frames = ArmFrames(self, self.frame_id, self._layout.frame)
             # Wall-clock rate: the serial line and RViz run in real time, also when /clock runs faster.
             self._timer = self.create_timer(
                 self._period_s,
@@ -149,7 +197,9 @@ class ArmNode(DeviceNode):
             self.destroy_timer(self._timer)
         if self._view is not None:
             self._view.destroy()
-        self._timer, self._view = None, None
+        if self._frames is not None:
+            self._frames.destroy()
+        self._timer, self._view, self._frames = None, None, None
         return result
 
     def _layout_path(self) -> Path:
@@ -332,9 +382,12 @@ class ArmNode(DeviceNode):
         active = self.lifecycle_state == "active"
         if active:
             self._poll_when_idle()
-        view = self._view
+        view, frames = self._view, self._frames
         if view is not None:
             view.publish(active)
+            position = view.position_m
+            if active and frames is not None and position is not None:
+                frames.tool_at(position)
 
     def _poll_when_idle(self) -> None:
         """Read the position now and then while no transfer runs (a transfer polls it itself)."""

@@ -2,7 +2,8 @@
 
 The transfer's thread reports (tool moved, suction switched, zone holder changed) and
 the node's timer publishes; :class:`ArmView` holds the picture between them under one
-lock. Everything is in the one fixed frame ``frame_id`` (no TF: docs/devices/arm_node.md).
+lock. Everything is in the one fixed frame ``frame_id``; the node publishes TF itself
+(nodes/arm.py, docs/devices/arm_node.md).
 """
 
 from __future__ import annotations

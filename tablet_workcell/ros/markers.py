@@ -1,8 +1,9 @@
-"""Library scene shapes as visualization_msgs, plus the arm's pose and joint state messages.
+"""Library scene shapes as visualization_msgs, plus the arm's pose, joint state and transforms.
 
-Every marker goes into one fixed frame (no TF is published: tf2_msgs is not installable
-here). A MarkerArray starts with a DELETEALL, so a latched array always replaces the
-whole picture: a late RViz sees the current cell, and a tablet the arm has picked up
+Every marker goes into one fixed frame (``workcell``), so RViz draws the cell without
+looking up any transform; the arm node also publishes TF (docs/devices/arm_node.md). A
+MarkerArray starts with a DELETEALL, so a latched array always replaces the whole
+picture: a late RViz sees the current cell, and a tablet the arm has picked up
 disappears from the station it was on.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import Point, PoseStamped
+from geometry_msgs.msg import Point, PoseStamped, TransformStamped
 from sensor_msgs.msg import JointState
 from visualization_msgs.msg import Marker, MarkerArray
 
@@ -58,6 +59,18 @@ def tool_pose(position_m: Vec3, frame_id: str, stamp: Time) -> PoseStamped:
     pose.pose.position = Point(x=position_m[0], y=position_m[1], z=position_m[2])
     pose.pose.orientation.w = 1.0
     return pose
+
+
+def transform(parent: str, child: str, translation_m: Vec3, stamp: Time) -> TransformStamped:
+    """``child``'s origin at ``translation_m`` in ``parent``, axes parallel (identity rotation)."""
+    message = TransformStamped(child_frame_id=child)
+    message.header.frame_id = parent
+    message.header.stamp = stamp
+    message.transform.translation.x = float(translation_m[0])
+    message.transform.translation.y = float(translation_m[1])
+    message.transform.translation.z = float(translation_m[2])
+    message.transform.rotation.w = 1.0
+    return message
 
 
 def joint_state(position_m: Vec3, suction_on: bool, stamp: Time) -> JointState:

@@ -29,6 +29,7 @@ from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from rclpy.action import ActionClient
 from sensor_msgs.msg import JointState
+from tf2_msgs.msg import TFMessage
 from visualization_msgs.msg import MarkerArray
 
 from tablet_workcell.action import ArmTransfer
@@ -47,6 +48,8 @@ PUBLISHED = {
     "/arm/joint_states": "JointState",
     "/arm/tool_pose": "PoseStamped",
     "/arm/markers": "MarkerArray",
+    "/tf": "TFMessage",
+    "/tf_static": "TFMessage",
 }
 STOP_LIMIT_S = 0.1  # cancel / e-stop to M410 on the arm's wire
 WAIT_S = 20.0
@@ -89,11 +92,14 @@ class Watch:
         self.markers: MarkerArray | None = None
         self.diagnostics: list[DiagnosticStatus] = []
         self.poses = 0
+        self.frames: dict[tuple[str, str], Any] = {}  # (parent, child) -> last transform, /tf and /tf_static
         node = probe.node
         node.create_subscription(JointState, "/arm/joint_states", self._on_joints, 50)
         node.create_subscription(MarkerArray, "/arm/markers", self._on_markers, LATCHED)
         node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 50)
         node.create_subscription(PoseStamped, "/arm/tool_pose", self._on_pose, 50)
+        node.create_subscription(TFMessage, "/tf", self._on_tf, 100)
+        node.create_subscription(TFMessage, "/tf_static", self._on_tf, LATCHED)  # tf2's static QoS
 
     def _on_joints(self, message: JointState) -> None:
         with self.lock:
@@ -106,6 +112,15 @@ class Watch:
     def _on_diagnostics(self, message: DiagnosticArray) -> None:
         with self.lock:
             self.diagnostics.extend(s for s in message.status if s.name == "arm: arm")
+
+    def _on_tf(self, message: TFMessage) -> None:
+        with self.lock:
+            for transform in message.transforms:
+                self.frames[(transform.header.frame_id, transform.child_frame_id)] = transform
+
+    def frame(self, parent: str, child: str) -> Any:
+        with self.lock:
+            return self.frames.get((parent, child))
 
     def _on_pose(self, message: PoseStamped) -> None:
         assert message.header.frame_id == FRAME
@@ -256,6 +271,7 @@ def test_rviz_config_shows_what_the_node_publishes() -> None:
         "rviz_default_plugins/Grid",
         "rviz_default_plugins/MarkerArray",
         "rviz_default_plugins/Pose",
+        "rviz_default_plugins/TF",
     } <= set(displays)
     topics = {d["Topic"]["Value"]: d for d in manager["Displays"] if "Topic" in d}
     assert set(topics) == {"/arm/markers", "/arm/tool_pose"} and set(topics) <= set(PUBLISHED)
@@ -292,6 +308,20 @@ def test_transfer_zone_refusal_markers_joint_states_and_lifecycle(folder: Path) 
         labels = {m.text for m in cell.watch.markers.markers if m.ns == "labels"}  # type: ignore[union-attr]
         assert labels == set(LAYOUT.stations)
         assert cell.watch.marker("envelope") is not None and cell.watch.marker("tool") is not None
+
+        # TF: workcell -> arm_base (identity, latched) and arm_base -> arm_tool at the tool.
+        mount = wait_until(
+            lambda: cell.watch.frame(str(FRAME), LAYOUT.frame), "workcell -> arm_base on /tf_static"
+        )
+        offset = mount.transform.translation
+        assert (offset.x, offset.y, offset.z, mount.transform.rotation.w) == (0.0, 0.0, 0.0, 1.0)
+
+        def tool_at_final_pose() -> bool:
+            tool = cell.watch.frame(LAYOUT.frame, "arm_tool")
+            at = tool.transform.translation if tool is not None else None
+            return at is not None and math.dist((at.x, at.y, at.z), lifted) < 1e-5
+
+        wait_until(tool_at_final_pose, "arm_base -> arm_tool on /tf at the final pose")
 
         # The press takes the zone: drawn red, and a transfer into it is refused before moving.
         assert cell.zone("press", acquire=True).granted, "the arm must have released the zone"
