@@ -130,11 +130,15 @@ class DeviceNode(LifecycleNode, abc.ABC):
         return TransitionCallbackReturn.SUCCESS
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _release(self) -> None:
+        """Stop motion, release the ports, keep the traffic log (cleanup, shutdown, error, exit)."""
         self.stop_requested.set()
         self.halt()
         self.disconnect()
         self._save_traffic()
-        return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         return self.on_cleanup(state)
@@ -163,10 +167,7 @@ class DeviceNode(LifecycleNode, abc.ABC):
     def destroy_node(self) -> None:
         """Stop motion and release the ports before the node goes."""
         self._closing.set()
-        self.stop_requested.set()
-        self.halt()
-        self.disconnect()
-        self._save_traffic()
+        self._release()
         super().destroy_node()
 
     # ------------------------------------------------------------------ helpers for subclasses
