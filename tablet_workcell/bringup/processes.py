@@ -68,3 +68,29 @@ def plan_processes(
         argv += ["--params-file", str(parameter_file)]
         specs.append(ProcessSpec(node.name, tuple(argv), environment, parameter_file))
     return specs
+
+
+def node_process(
+    name: str,
+    executable: str,
+    parameters: Mapping[str, object] | None = None,
+    extra_args: tuple[str, ...] = (),
+) -> ProcessSpec:
+    """One node of this package as a process with ``-p name:=value`` parameters (tests, tools).
+
+    Run it with :class:`~tablet_workcell.bringup.supervisor.GraphSupervisor`, which relays
+    its output to logging and always stops it.
+    """
+    argv = [
+        sys.executable,
+        "-m",
+        f"tablet_workcell.nodes.{executable}",
+        "--ros-args",
+        "-r",
+        f"__node:={name}",
+    ]
+    for key, value in (parameters or {}).items():
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        argv += ["-p", f"{key}:={text}"]
+    environment = dict(os.environ, PYTHONUNBUFFERED="1")
+    return ProcessSpec(name, tuple(argv), environment, None)

@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,6 +31,8 @@ from tf2_msgs.msg import TFMessage
 from visualization_msgs.msg import MarkerArray
 
 from tablet_workcell.action import ArmTransfer
+from tablet_workcell.bringup.processes import node_process
+from tablet_workcell.bringup.supervisor import GraphSupervisor
 from tablet_workcell.devices.arm.layout import load_layout
 from tablet_workcell.devices.arm.node_parameters import ARM_NODE_PARAMETERS
 from tablet_workcell.devices.serve import WIRE_LOG_ENV
@@ -65,22 +65,6 @@ def wait_until(condition: Callable[[], T | None], what: str, timeout_s: float = 
             return value
         assert time.monotonic() < deadline, f"timed out after {timeout_s:.0f} s waiting for {what}"
         time.sleep(0.01)
-
-
-@contextlib.contextmanager
-def process(args: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A node process whose output goes to ``log``; always stopped."""
-    with log.open("wb") as output:
-        child = subprocess.Popen([sys.executable, "-m", *args], stdout=output, stderr=subprocess.STDOUT)
-        try:
-            yield child
-        finally:
-            child.terminate()
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait(timeout=10)
 
 
 class Watch:
@@ -227,15 +211,12 @@ class Cell:
 def running_cell(folder: Path, time_scale: float, faults: dict[str, float] | None = None) -> Iterator[Cell]:
     """Safety node, arm simulator, arm node and a client; every process stopped on exit."""
     with contextlib.ExitStack() as stack:
-        stack.enter_context(process(["tablet_workcell.nodes.safety"], folder / "safety.log"))
+        stack.enter_context(GraphSupervisor([node_process("safety", "safety")]))
         sim = stack.enter_context(
             SimulatorProcess("arm", faults=faults, time_scale=time_scale, link_dir=folder)
         )
-        params = {"port": sim.ports["arm"], "simulated": "true", "idle_poll_period_s": 0.05}
-        args = ["tablet_workcell.nodes.arm", "--ros-args"]
-        for name, value in params.items():
-            args += ["-p", f"{name}:={value}"]
-        stack.enter_context(process(args, folder / "arm.log"))
+        params = {"port": sim.ports["arm"], "simulated": True, "idle_poll_period_s": 0.05}
+        stack.enter_context(GraphSupervisor([node_process("arm", "arm", params)]))
         probe = stack.enter_context(GraphProbe("arm_test"))
         watch = Watch(probe)
         client: ActionClient[Any, Any, Any] = ActionClient(probe.node, ArmTransfer, "/arm/transfer")

@@ -8,13 +8,10 @@ host sent with CLOCK_MONOTONIC, which this process shares.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +25,8 @@ from rclpy.action.client import ClientGoalHandle
 from std_srvs.srv import Trigger
 
 from tablet_workcell.action import BreakingTest, Compact
+from tablet_workcell.bringup.processes import node_process
+from tablet_workcell.bringup.supervisor import GraphSupervisor
 from tablet_workcell.devices.serve import WIRE_LOG_ENV
 from tablet_workcell.devices.sim_process import SimulatorProcess
 from tablet_workcell.msg import BreakingTestResult, CompactionResult
@@ -45,37 +44,13 @@ WAIT_S = 20.0
 SUCCEEDED, CANCELED, ABORTED = 4, 5, 6  # action_msgs GoalStatus values (no type stubs)
 
 
-@contextlib.contextmanager
-def process(args: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A node process whose output goes to ``log``; always stopped."""
-    with log.open("wb") as output:
-        child = subprocess.Popen([sys.executable, "-m", *args], stdout=output, stderr=subprocess.STDOUT)
-        try:
-            yield child
-        finally:
-            child.terminate()
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait(timeout=10)
-
-
-@contextlib.contextmanager
-def press_node(sim: SimulatorProcess, folder: Path, **params: object) -> Iterator[subprocess.Popen[bytes]]:
+def press_node(sim: SimulatorProcess, folder: Path, **params: object) -> GraphSupervisor:
     settings = {"port": sim.ports["press"], "simulated": True, "status_period_s": 0.2, **params}
-    args = ["tablet_workcell.nodes.press", "--ros-args"]
-    for name, value in settings.items():
-        args += ["-p", f"{name}:={str(value).lower() if isinstance(value, bool) else value}"]
-    with process(args, folder / "press.log") as child:
-        yield child
+    return GraphSupervisor([node_process("press", "press", settings)])
 
 
-@contextlib.contextmanager
-def safety_node(folder: Path) -> Iterator[subprocess.Popen[bytes]]:
-    args = ["tablet_workcell.nodes.safety", "--ros-args", "-p", "heartbeat_timeout_s:=10.0"]
-    with process(args, folder / "safety.log") as child:
-        yield child
+def safety_node(folder: Path) -> GraphSupervisor:
+    return GraphSupervisor([node_process("safety", "safety", {"heartbeat_timeout_s": 10.0})])
 
 
 @pytest.fixture

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
 import pytest
 
+from tablet_workcell.bringup.processes import node_process
+from tablet_workcell.bringup.supervisor import GraphSupervisor
 from tablet_workcell.msg import StationStatus
 from tablet_workcell.ros.graph_probe import GraphProbe
 from tablet_workcell.ros.qos import STATUS
@@ -16,31 +16,9 @@ from tablet_workcell.srv import EmergencyStop, ZoneAccess
 
 
 @pytest.fixture
-def safety(ros_domain_id: int) -> Iterator[subprocess.Popen[str]]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tablet_workcell.nodes.safety",
-            "--ros-args",
-            "-p",
-            "heartbeat_timeout_s:=0.5",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        if process.stdout is not None:
-            process.stdout.close()
+def safety(ros_domain_id: int) -> Iterator[GraphSupervisor]:
+    with GraphSupervisor([node_process("safety", "safety", {"heartbeat_timeout_s": 0.5})]) as supervisor:
+        yield supervisor
 
 
 def zone(probe: GraphProbe, station: str, acquire: bool, operator_id: str = "") -> ZoneAccess.Response:
@@ -49,7 +27,7 @@ def zone(probe: GraphProbe, station: str, acquire: bool, operator_id: str = "") 
     return response
 
 
-def test_the_press_zone_is_exclusive_between_arm_and_press(safety: subprocess.Popen[str]) -> None:
+def test_the_press_zone_is_exclusive_between_arm_and_press(safety: GraphSupervisor) -> None:
     with GraphProbe("zone_probe") as probe:
         probe.wait_for_nodes(["safety"])
         assert zone(probe, "arm", True).granted
@@ -64,7 +42,7 @@ def test_the_press_zone_is_exclusive_between_arm_and_press(safety: subprocess.Po
         assert not unknown.granted and "unknown zone 'oven'" in unknown.message
 
 
-def test_a_station_that_falls_silent_engages_the_estop(safety: subprocess.Popen[str]) -> None:
+def test_a_station_that_falls_silent_engages_the_estop(safety: GraphSupervisor) -> None:
     with GraphProbe("watchdog_probe") as probe:
         probe.wait_for_nodes(["safety"])
         assert zone(probe, "press", True).granted
