@@ -12,10 +12,11 @@ import os
 import selectors
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from tablet_workcell.devices.errors import DeviceError
 
@@ -48,11 +49,13 @@ class SimulatorProcess:
         self.start_timeout_s = start_timeout_s
         self.ports: dict[str, str] = {}
         self._process: subprocess.Popen[str] | None = None
+        self._log: IO[bytes] | None = None  # the simulator's stderr while it runs (see log_tail)
+        self._final_log = ""
 
     def start(self) -> dict[str, str]:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self._process = subprocess.Popen(
-            self.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+            self.command, stdout=subprocess.PIPE, stderr=self._open_log(), text=True, env=env
         )
         assert self._process.stdout is not None
         selector = selectors.DefaultSelector()
@@ -85,13 +88,31 @@ class SimulatorProcess:
         raise SimulatorStartError(self.simulator, f"simulator process did not start: {error or 'no output'}")
 
     def _stderr_tail(self) -> str:
-        if self._process is None or self._process.stderr is None:
+        if self._process is None:
             return ""
         with contextlib.suppress(subprocess.TimeoutExpired):
             self._process.wait(timeout=0.5)
-        if self._process.poll() is None:
-            return ""
-        return self._process.stderr.read()[-2000:].strip()
+        return self.log_tail()
+
+    def _open_log(self) -> IO[bytes]:
+        self._close_log()
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the process; closed in stop()
+        return self._log
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._final_log = self.log_tail(characters=20000)
+            self._log.close()
+            self._log = None
+
+    def log_tail(self, characters: int = 2000) -> str:
+        """The end of the simulator's log (its stderr goes to a file: a pipe nobody
+        reads would fill up and block a simulator that logs a lot)."""
+        if self._log is None:
+            return self._final_log[-characters:]
+        self._log.flush()
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")[-characters:].strip()
 
     @property
     def running(self) -> bool:
@@ -108,9 +129,9 @@ class SimulatorProcess:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=timeout_s)
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
+        if process.stdout is not None:
+            process.stdout.close()
+        self._close_log()
 
     def __enter__(self) -> SimulatorProcess:
         self.start()

@@ -10,6 +10,7 @@ import pytest
 from tablet_workcell.devices.errors import DeviceDisconnectedError, DeviceProtocolError, DeviceTimeoutError
 from tablet_workcell.devices.faults import FaultSettings
 from tablet_workcell.devices.pty_server import PtyServer
+from tablet_workcell.devices.sim_process import SimulatorProcess, SimulatorStartError
 from tablet_workcell.devices.simulated_instrument import SimulatedInstrument
 from tablet_workcell.devices.transport import ReplayPort, SerialTransport, TrafficLog
 from tablet_workcell.errors import ConfigError
@@ -143,3 +144,11 @@ def test_the_wire_log_records_host_bytes_with_monotonic_times(tmp_path: Path) ->
     stamp, name, data = log.read_text().split()
     assert name == "echo" and bytes.fromhex(data) == b"STOP\r\n"
     assert before <= float(stamp) <= time.monotonic()
+
+
+def test_a_simulator_that_cannot_start_says_why() -> None:
+    simulator = SimulatorProcess("syringe_pump", options={"no_such_option": "1"}, start_timeout_s=30.0)
+    with pytest.raises(SimulatorStartError, match="no_such_option"):
+        simulator.start()
+    assert not simulator.running
+    assert "no_such_option" in simulator.log_tail()
