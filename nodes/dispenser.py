@@ -171,23 +171,6 @@ class DispenserNode(DeviceNode):
             except DeviceError as error:
                 self.get_logger().warning(f"halt: {error}")
 
-    def _reconnect(self) -> GravimetricDoser:
-        """The doser, reconnecting first when a port was lost; DeviceError when that fails."""
-        doser = self._doser
-        if doser is not None and all(health.connected for health in self.health):
-            return doser
-        self.get_logger().warning("an instrument is not connected; reconnecting before dosing")
-        self._close_ports()
-        try:
-            self.health = self.connect()
-        except DeviceError as error:
-            self._close_ports()
-            self.record_error(self._health_of(error), error)
-            self.health = [self._balance_health, self._dosing_health]
-            raise
-        assert self._doser is not None  # connect() made it
-        return self._doser
-
     def _health_of(self, error: DeviceError) -> DeviceHealth:
         return self._balance_health if error.device.startswith("balance") else self._dosing_health
 
@@ -292,9 +275,11 @@ class DispenserNode(DeviceNode):
     ) -> tuple[bool, str]:
         """Dose the plan in order; (success, message). The first failure ends the recipe."""
         try:
-            doser = self._reconnect()
+            self.reconnect_if_lost()
         except DeviceError as error:
             return False, f"the dispensing station is not reachable: {error}"
+        doser = self._doser
+        assert doser is not None  # connect() made it
         doser.settings = self._settings(goal_handle.request.tolerance_kg)
         bus = self._bus
         assert bus is not None

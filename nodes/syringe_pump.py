@@ -110,23 +110,6 @@ class SyringePumpNode(DeviceNode):
         except DeviceError as error:
             self.get_logger().warning(f"halt: {error}")
 
-    def _reconnect(self) -> SyringePumpDriver:
-        """The driver, reconnecting first when the port was lost; DeviceError when that fails."""
-        pump = self._pump
-        if pump is not None and self._pump_health.connected:
-            return pump
-        self.get_logger().warning("the pump is not connected; reconnecting before dispensing")
-        self._close_port()
-        try:
-            self.health = self.connect()
-        except DeviceError as error:
-            self._close_port()
-            self.record_error(self._pump_health, error)
-            self.health = [self._pump_health]
-            raise
-        assert self._pump is not None
-        return self._pump
-
     # ------------------------------------------------------------------ the action
     def _on_cancel(self, goal_handle: Any) -> CancelResponse:
         """Accept, and stop the plunger now if it is this goal's droplet."""
@@ -170,9 +153,11 @@ class SyringePumpNode(DeviceNode):
 
     def _dispense(self, droplet: _Droplet, plan: DropletPlan, stop: threading.Event) -> Any:
         try:
-            pump = self._reconnect()
+            self.reconnect_if_lost()
         except DeviceError as error:
             return droplet.finish(False, f"the syringe pump is not reachable: {error}")
+        pump = self._pump
+        assert pump is not None  # connect() made it
         droplet.started = time.monotonic()
         try:
             droplet.dispensed_ul = pump.dispense_droplet(

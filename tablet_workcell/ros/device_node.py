@@ -212,6 +212,24 @@ class DeviceNode(LifecycleNode, abc.ABC):
             with self._operation_lock:
                 self._operation = ""
 
+    def reconnect_if_lost(self) -> None:
+        """Before an operation: when an instrument's port was lost, release every port and
+        connect again. Raises the DeviceError when that fails (recorded in diagnostics)."""
+        if self.health and all(health.connected for health in self.health):
+            return
+        previous = list(self.health)
+        self.get_logger().warning("an instrument is not connected; reconnecting before the operation")
+        self.disconnect()
+        try:
+            self.health = self.connect()
+        except DeviceError as error:
+            self.disconnect()
+            self.health = previous  # keep reporting every instrument in diagnostics
+            named = [h for h in previous if error.device and error.device.startswith(h.device)]
+            if named or previous:
+                self.record_error((named or previous)[0], error)
+            raise
+
     def record_error(self, health: DeviceHealth, error: DeviceError) -> None:
         health.failed(error)
         self._fault = str(error)
