@@ -21,19 +21,29 @@ STOP_TOKENS: dict[str, tuple[bytes, ...]] = {
 PORT_STATION = {"arm": "arm", "press": "press", "feeder": "dispenser", "syringe_pump": "syringe_pump"}
 
 
+def command_times(path: Path, tokens: tuple[bytes, ...], after: float = 0.0) -> list[float]:
+    """Monotonic times at which the host's bytes containing any of ``tokens`` arrived, from ``after`` on."""
+    if not path.exists():
+        return []
+    times = []
+    for line in path.read_text(encoding="ascii").splitlines():
+        parts = line.split()
+        if len(parts) != 3 or len(parts[2]) % 2:
+            continue  # a line being written right now
+        try:
+            stamp, data = float(parts[0]), bytes.fromhex(parts[2])
+        except ValueError:
+            continue
+        if stamp >= after and any(token in data for token in tokens):
+            times.append(stamp)
+    return times
+
+
 def stop_times(folder: Path, after: float) -> dict[str, float]:
     """Per station: the monotonic time its first stop command at or after ``after`` arrived."""
     found: dict[str, float] = {}
     for port, tokens in STOP_TOKENS.items():
-        path = folder / f"{port}.wire"
-        if not path.exists():
-            continue
-        for line in path.read_text(encoding="ascii").splitlines():
-            parts = line.split()
-            if len(parts) != 3:
-                continue  # a line being written right now
-            stamp, data = float(parts[0]), bytes.fromhex(parts[2]) if len(parts[2]) % 2 == 0 else b""
-            if stamp >= after and any(token in data for token in tokens):
-                found[PORT_STATION[port]] = stamp
-                break
+        times = command_times(folder / f"{port}.wire", tokens, after)
+        if times:
+            found[PORT_STATION[port]] = times[0]
     return found

@@ -30,6 +30,7 @@ from tablet_workcell.bringup.processes import ProcessSpec
 from tablet_workcell.bringup.supervisor import GraphSupervisor
 from tablet_workcell.devices.serve import WIRE_LOG_ENV
 from tablet_workcell.devices.sim_process import SimulatorProcess
+from tablet_workcell.devices.wire_log import STOP_TOKENS, command_times
 from tablet_workcell.msg import EstopState
 from tablet_workcell.ros.goal_client import GoalClient, SentGoal
 from tablet_workcell.ros.graph_probe import GraphProbe
@@ -71,17 +72,7 @@ class Pump:
 
     def stops_after(self, start: float) -> list[float]:
         """Times at which the pump simulator received a STP command after ``start``."""
-        if not self.wire.exists():
-            return []
-        times = []
-        for line in self.wire.read_text(encoding="ascii").splitlines():
-            try:
-                stamp, _, data = line.split(" ", 2)
-                if float(stamp) >= start and b"STP" in bytes.fromhex(data):
-                    times.append(float(stamp))
-            except ValueError:
-                continue  # the line the simulator is writing right now
-        return times
+        return command_times(self.wire, STOP_TOKENS["syringe_pump"], start)
 
     def lifecycle(self, transition: int) -> None:
         request = ChangeState.Request(transition=Transition(id=transition))
