@@ -52,7 +52,9 @@ def press(
     sim = PressSimulator(config, faults)
     with (
         PtyServer(sim, link=link) as server,
-        PressDriver(server.port, timeout_s=timeout_s, log=log) as driver,
+        # Through the link when there is one: a new simulator behind the same link may get
+        # another /dev/pts number, as a replugged USB adapter keeps its udev name.
+        PressDriver(str(link) if link else server.port, timeout_s=timeout_s, log=log) as driver,
     ):
         yield sim, driver
 
