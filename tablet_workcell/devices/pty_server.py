@@ -93,9 +93,11 @@ class PtyServer:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self._master = self._slave = -1
-        if self.link is not None:
-            with contextlib.suppress(FileNotFoundError):
-                self.link.unlink()
+        # Only our own link: a new simulator may already have taken the name (replugged).
+        if self.link is not None and self.port:
+            with contextlib.suppress(OSError):
+                if os.readlink(self.link) == self.port:
+                    self.link.unlink()
 
     def _queue(self, data: bytes, now: float) -> None:
         if data:

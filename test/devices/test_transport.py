@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -152,3 +153,15 @@ def test_a_simulator_that_cannot_start_says_why() -> None:
         simulator.start()
     assert not simulator.running
     assert "no_such_option" in simulator.log_tail()
+
+
+def test_a_stopping_simulator_leaves_a_successors_link_alone(tmp_path: Path) -> None:
+    link = tmp_path / "ttyECHO"
+    first = PtyServer(Echo(), link=link)
+    first.start()
+    with PtyServer(Echo(), link=link) as second:  # plugged in again under the same name
+        first.stop()
+        assert os.readlink(link) == second.port
+        with SerialTransport(str(link), "echo") as port:
+            assert port.transact(b"X\r\n", b"\r\n") == b"ECHO X\r\n"
+    assert not link.exists()
