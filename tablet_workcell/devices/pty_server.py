@@ -88,16 +88,20 @@ class PtyServer:
         self.stop()
 
     def _close(self) -> None:
+        if self._master < 0 and self._slave < 0:
+            return  # already closed: our pts number may now be another simulator's
+        # The link goes first, while our pty is still open: its /dev/pts number cannot be
+        # handed to a new simulator yet, so a link that points at it is certainly ours.
+        # (Closing first let a replacement reuse the number and lose its fresh link.)
+        if self.link is not None and self.port:
+            with contextlib.suppress(OSError):
+                if os.readlink(self.link) == self.port:
+                    self.link.unlink()
         for fd in (self._master, self._slave):
             if fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self._master = self._slave = -1
-        # Only our own link: a new simulator may already have taken the name (replugged).
-        if self.link is not None and self.port:
-            with contextlib.suppress(OSError):
-                if os.readlink(self.link) == self.port:
-                    self.link.unlink()
 
     def _queue(self, data: bytes, now: float) -> None:
         if data:
