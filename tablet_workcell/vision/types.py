@@ -35,6 +35,7 @@ class FrameStatus(enum.Enum):
     OK = "ok"
     EMPTY_FRAME = "empty_frame"  # no pixels at all
     DARK_FRAME = "dark_frame"  # black / unlit: nothing can be segmented
+    OVEREXPOSED_FRAME = "overexposed_frame"  # washed-out white: no silhouette visible
     WRONG_SIZE = "wrong_size"
     WRONG_ENCODING = "wrong_encoding"
     NO_DROPLET = "no_droplet"
