@@ -1,0 +1,227 @@
+"""The learned regime model: a small 1-D convolutional net that labels a resampled series (onnxruntime).
+
+Input contract (the card's ``input_contract``; :func:`regime_features` is the one
+implementation the training script and the runtime share): the record [t0, t_end] is cut
+into ``steps`` equal bins; per bin six channels, float32, shape [1, 6, steps]:
+
+0. droplet volume / start volume (NaN frames skipped, linear interpolation between the
+   valid ones; a gone droplet is 0);
+1. droplet side area / start area;
+2. tablet swelling (h - h_start) / h_start / 0.3 (0.3: a typical strain, keeps it O(1));
+3. share of the bin's frames that were valid (1 when all were measured);
+4. bin centre / duration (where in the record the bin lies);
+5. log10(duration / 60 s) (the record's time scale; the same in every bin).
+
+Output: logits [1, 3, steps] for ABSORPTION, SWELLING, COMPLETE. Decoding keeps the
+physical order (regimes never go back): the monotone labelling with the highest summed
+log-probability (a three-state Viterbi pass), so a flicker cannot create a spurious
+boundary. SPREADING is the first 50 ms by definition and is not learned (it never fills
+a bin of a record of seconds).
+
+The card (``models/regime_segmentation.card.json``) ties the ONNX file to its SHA-256, data,
+metrics and this contract; a file that does not match its card is refused
+(:class:`~tablet_workcell.vision.types.ModelError`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from numpy.typing import NDArray
+
+from tablet_workcell.vision import regimes
+from tablet_workcell.vision.fits import SPREADING_END_S
+from tablet_workcell.vision.imbibition import F64
+from tablet_workcell.vision.types import ModelError, RegimeInterval
+
+logger = logging.getLogger(__name__)
+
+CARD_FORMAT = 1
+STEPS = 256
+CHANNELS = ("volume", "area", "swelling", "valid", "position", "log_duration")
+CLASSES = ("absorption", "swelling", "complete")
+CLASS_REGIMES = (regimes.ABSORPTION, regimes.SWELLING, regimes.COMPLETE)
+SWELLING_SCALE = 0.3
+REFERENCE_DURATION_S = 60.0
+DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "regime_segmentation.onnx"
+
+
+def regime_features(
+    time_s: F64, droplet_volume_m3: F64, droplet_area_m2: F64, tablet_height_m: F64, steps: int = STEPS
+) -> NDArray[np.float32]:
+    """The network input [6, steps] of one record (see the module doc for the channels)."""
+    t = np.asarray(time_s, dtype=np.float64)
+    if t.size < 2 or not np.all(np.isfinite(t)) or t[-1] <= t[0]:
+        raise ModelError(f"a regime series needs at least 2 finite, increasing times; got {t.size} samples.")
+    duration = float(t[-1] - t[0])
+    edges = t[0] + duration * np.arange(steps + 1) / steps
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    start = t >= t[0] + SPREADING_END_S
+    volume = _relative(t, np.asarray(droplet_volume_m3, dtype=np.float64), start, centres)
+    area = _relative(t, np.asarray(droplet_area_m2, dtype=np.float64), start, centres)
+    height = np.asarray(tablet_height_m, dtype=np.float64)
+    swelling = (_relative(t, height, start, centres) - 1.0) / SWELLING_SCALE
+    valid = np.isfinite(droplet_volume_m3) | np.isfinite(droplet_area_m2)
+    bins = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, steps - 1)
+    total = np.bincount(bins, minlength=steps).astype(np.float64)
+    good = np.bincount(bins, weights=valid.astype(np.float64), minlength=steps)
+    share = np.where(total > 0, good / np.maximum(total, 1.0), 1.0)
+    position = (centres - t[0]) / duration
+    log_duration = np.full(steps, math.log10(duration / REFERENCE_DURATION_S))
+    return np.stack([volume, area, swelling, share, position, log_duration]).astype(np.float32)
+
+
+def _relative(t: F64, values: F64, start: NDArray[np.bool_], centres: F64) -> F64:
+    """Values / their start level (median of the first 10 valid after spreading), resampled."""
+    finite = np.isfinite(values)
+    if finite.sum() < 2:
+        return np.zeros(centres.size)
+    early = values[finite & start][:10]
+    level = float(np.median(early)) if early.size and np.median(early) > 0 else float(np.max(values[finite]))
+    if not level > 0:
+        return np.zeros(centres.size)
+    return np.asarray(np.interp(centres, t[finite], values[finite] / level), dtype=np.float64)
+
+
+def monotone_decode(log_probabilities: NDArray[np.float32] | F64) -> NDArray[np.int64]:
+    """Class per step maximising the summed log-probability under non-decreasing classes."""
+    scores = np.asarray(log_probabilities, dtype=np.float64)  # [classes, steps]
+    classes, steps = scores.shape
+    best = np.empty_like(scores)
+    came = np.zeros((classes, steps), dtype=np.int64)
+    best[:, 0] = scores[:, 0]
+    for k in range(1, steps):
+        prefix = np.maximum.accumulate(best[:, k - 1])
+        came[:, k] = [int(np.argmax(best[: c + 1, k - 1])) for c in range(classes)]
+        best[:, k] = prefix + scores[:, k]
+    labels = np.empty(steps, dtype=np.int64)
+    labels[-1] = int(np.argmax(best[:, -1]))
+    for k in range(steps - 1, 0, -1):
+        labels[k - 1] = came[labels[k], k]
+    return labels
+
+
+def labels_to_regimes(time_s: F64, classes: NDArray[np.int64]) -> tuple[RegimeInterval, ...]:
+    """Per-step classes -> ordered regime intervals (boundaries at bin edges) with SPREADING prepended."""
+    t = np.asarray(time_s, dtype=np.float64)
+    start, end = float(t[0]), float(t[-1])
+    steps = classes.size
+    bounds = []
+    for regime in (regimes.SWELLING, regimes.COMPLETE):
+        hits = np.flatnonzero(np.asarray(CLASS_REGIMES)[classes] >= regime)
+        bounds.append(start + (end - start) * hits[0] / steps if hits.size else math.inf)
+    return regimes.intervals_from_boundaries(start, end, (start + SPREADING_END_S, *bounds))
+
+
+@dataclass(frozen=True)
+class RegimeCard:
+    """The regime model's card: name, version, file hash and the free-form rest."""
+
+    name: str
+    version: str
+    sha256: str
+    steps: int
+    raw: dict[str, Any]
+
+
+def load_regime_card(card_path: Path) -> RegimeCard:
+    """Read the card and check that its input contract is the one this runtime implements."""
+    try:
+        data = json.loads(card_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(
+            f"regime model card {card_path} does not exist; restore it or run training/train_regimes.py."
+        ) from None
+    except (OSError, json.JSONDecodeError) as error:
+        raise ModelError(
+            f"regime model card {card_path} cannot be read ({error}); restore the shipped card."
+        ) from None
+    contract = data.get("input_contract", {}) if isinstance(data, dict) else {}
+    if not isinstance(data, dict) or data.get("card_format") != CARD_FORMAT:
+        raise ModelError(
+            f"regime model card {card_path} is not a format-{CARD_FORMAT} card; restore the shipped one."
+        )
+    if tuple(contract.get("channels", ())) != CHANNELS or tuple(contract.get("classes", ())) != CLASSES:
+        raise ModelError(
+            f"regime model card {card_path} describes channels {contract.get('channels')!r} and classes "
+            f"{contract.get('classes')!r}; this runtime feeds {CHANNELS} and reads {CLASSES}. Retrain."
+        )
+    steps = contract.get("steps")
+    sha = data.get("sha256")
+    if not isinstance(steps, int) or steps < 8 or not isinstance(sha, str) or len(sha) != 64:
+        raise ModelError(f"regime model card {card_path} lacks a valid 'steps' or 'sha256'; restore it.")
+    return RegimeCard(
+        str(data.get("name", "regime_segmentation")), str(data.get("version", "")), sha, steps, data
+    )
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class RegimeModel:
+    """The ONNX regime model and its card, loaded and checked once, used for many series."""
+
+    def __init__(self, model_path: Path = DEFAULT_MODEL) -> None:
+        model_path = Path(model_path)
+        self.card = load_regime_card(model_path.with_suffix(".card.json"))
+        if not model_path.is_file():
+            raise ModelError(
+                f"regime model {model_path} does not exist; restore it or run training/train_regimes.py."
+            )
+        actual = file_sha256(model_path)
+        if actual != self.card.sha256:
+            raise ModelError(
+                f"regime model {model_path} has SHA-256 {actual[:12]}..., its card names "
+                f"{self.card.sha256[:12]}...; the pair does not belong together: restore both or retrain."
+            )
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        try:
+            self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime raises its own untyped errors for corrupt files
+            raise ModelError(f"regime model {model_path} cannot be loaded by onnxruntime: {error}") from error
+        self._input = self._session.get_inputs()[0].name
+        self.name = self.card.name
+        self.version = self.card.sha256
+        self.steps = self.card.steps
+
+    def class_log_probabilities(self, features: NDArray[np.float32]) -> F64:
+        """Log-softmax of the logits for one feature block [6, steps] -> [3, steps]."""
+        expected = (len(CHANNELS), self.steps)
+        if features.shape != expected:
+            raise ModelError(f"regime features have shape {features.shape}; the model takes {expected}.")
+        logits = np.asarray(self._session.run(None, {self._input: features[None]})[0][0], dtype=np.float64)
+        shifted = logits - logits.max(axis=0, keepdims=True)
+        return np.asarray(shifted - np.log(np.exp(shifted).sum(axis=0, keepdims=True)), dtype=np.float64)
+
+    def regimes(
+        self, time_s: F64, droplet_volume_m3: F64, droplet_area_m2: F64, tablet_height_m: F64
+    ) -> tuple[RegimeInterval, ...]:
+        features = regime_features(time_s, droplet_volume_m3, droplet_area_m2, tablet_height_m, self.steps)
+        classes = monotone_decode(self.class_log_probabilities(features))
+        return labels_to_regimes(np.asarray(time_s, dtype=np.float64), classes)
+
+
+def load_regime_model(model: object) -> RegimeModel:
+    """A RegimeModel as is, or the model loaded (and checked against its card) from a path."""
+    if isinstance(model, RegimeModel):
+        return model
+    if not isinstance(model, str | Path):
+        raise ModelError(
+            f"regime_model is a {type(model).__name__}; pass a RegimeModel or the path of its ONNX file."
+        )
+    return RegimeModel(Path(model))
