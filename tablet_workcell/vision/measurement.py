@@ -268,20 +268,32 @@ def _fit_circle(u: F64, v: F64) -> tuple[float, float, float, float] | None:
 
 
 def _side_fit(u: F64, v: F64, right: bool, v_max: float) -> tuple[float, float] | None:
-    """Contact position u(0) and contact angle of one side from a circle fitted only to that
-    side's edge points below ``v_max`` (a local second-order model that, unlike a polynomial
-    u(v) or v(u), stays well posed for flat and for steep edges); None with too few points."""
+    """Contact position u(0) and contact angle of one side from a quadratic fitted to that
+    side's edge points below ``v_max``, in the frame of their principal axis (so the fit is
+    well posed for flat, steep and overhanging edges alike); None with too few points."""
     near = v <= v_max
     if np.count_nonzero(near) < 6:
         return None
-    circle = _fit_circle(u[near], v[near])
-    if circle is None:
+    pu, pv = u[near], v[near]
+    mu, mv = float(pu.mean()), float(pv.mean())
+    _, vectors = np.linalg.eigh(np.cov(np.vstack((pu - mu, pv - mv))))
+    du, dv = float(vectors[0, 1]), float(vectors[1, 1])  # principal direction
+    nu, nv = -dv, du
+    s = (pu - mu) * du + (pv - mv) * dv
+    t = (pu - mu) * nu + (pv - mv) * nv
+    c2, c1, c0 = np.polyfit(s, t, 2) if np.ptp(s) > 4.0 else (0.0, *np.polyfit(s, t, 1))
+    # Where the fitted edge meets the baseline v = 0: c2 nv s^2 + (dv + c1 nv) s + mv + c0 nv = 0.
+    roots = np.roots([c2 * nv, dv + c1 * nv, mv + c0 * nv])
+    roots = roots[np.isreal(roots)].real
+    if roots.size == 0:
         return None
-    uc, vc, radius, _ = circle
-    if abs(vc) >= radius:
-        return None
-    half = math.sqrt(radius * radius - vc * vc)
-    return (uc + half if right else uc - half), math.acos(-vc / radius)
+    s0 = float(roots[np.argmin(np.abs(roots - s[np.argmin(pv)]))])
+    slope = c1 + 2.0 * c2 * s0
+    tu, tv = du + slope * nu, dv + slope * nv
+    if tv < 0.0:
+        tu, tv = -tu, -tv
+    contact = mu + s0 * du + (c0 + c1 * s0 + c2 * s0 * s0) * nu
+    return contact, math.atan2(tv, -tu if right else tu)
 
 
 def _droplet(
