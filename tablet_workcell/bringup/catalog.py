@@ -14,6 +14,7 @@ from typing import Literal
 from tablet_workcell.cell_status import CELL_STATUS_PARAMETERS
 from tablet_workcell.data.recording_config import RECORDER_PARAMETERS
 from tablet_workcell.devices.arm.node_parameters import ARM_NODE_PARAMETERS
+from tablet_workcell.devices.camera.node_parameters import CAMERA_NODE_PARAMETERS
 from tablet_workcell.devices.dosing.node_parameters import DISPENSER_PARAMETERS
 from tablet_workcell.devices.press.node_parameters import PRESS_NODE_PARAMETERS
 from tablet_workcell.devices.syringe_pump.node_parameters import SYRINGE_PUMP_PARAMETERS
@@ -77,6 +78,12 @@ NODE_TYPES: dict[str, NodeType] = {
             "syringe_pump",
             "syringe pump (NE-1000): places the water droplet of the disintegration test (action)",
             SYRINGE_PUMP_PARAMETERS,
+        ),
+        NodeType(
+            "camera",
+            "disintegration station camera: sensor_msgs/Image + CameraInfo from a video device, file or "
+            "network stream (the simulated station's MJPEG stream), pixel scale from the calibration",
+            CAMERA_NODE_PARAMETERS,
         ),
         NodeType(
             "arm",

@@ -7,6 +7,12 @@ prints one ``PORT <instrument> <path>`` line per port, then ``READY``, and serve
 SIGTERM/SIGINT. One simulator may serve several ports that share physics: the dispensing
 station's balance and dosing heads see the same powder fall.
 
+An instrument that is not a serial device (the disintegration station's camera streams
+MJPEG over HTTP) is a :class:`NetworkInstrument`: it serves itself, and its ``PORT`` line
+carries its URL (``PORT camera http://127.0.0.1:40123/stream.mjpg``). With ``--link-dir``
+the URL is also written to ``<dir>/<port name>.url``, so a graph description can name it
+(``{ports}/camera.url``) before the free port is known.
+
 Simulators are looked up in :data:`SIMULATORS` by name; their modules are imported
 only here, never on the hardware path.
 """
@@ -37,15 +43,29 @@ WIRE_LOG_ENV = "TABLET_WORKCELL_WIRE_LOG_DIR"
 SIMULATORS: dict[str, str] = {
     "dispensing_station": "tablet_workcell.devices.dosing.simulator:make_simulators",  # balance + feeders
     "syringe_pump": "tablet_workcell.devices.syringe_pump.simulator:make_simulators",
+    # syringe pump (pty) + camera (MJPEG over HTTP) filming the droplet the pump places
+    "disintegration_station": "tablet_workcell.devices.camera.simulator:make_simulators",
     "press": "tablet_workcell.devices.press.simulator:make_simulators",
     "arm": "tablet_workcell.devices.arm.simulator:make_simulators",
 }
 
 
+class NetworkInstrument(Protocol):
+    """An instrument reached over the network rather than a serial line (a camera's stream)."""
+
+    name: str
+    disconnected: threading.Event  # set when it went away (an injected unplug)
+
+    def start(self, time_scale: float = 1.0, link_dir: Path | None = None) -> str:
+        """Start serving; return the URL a client opens."""
+
+    def stop(self) -> None: ...
+
+
 class SimulatorFactory(Protocol):
     def __call__(
         self, options: Mapping[str, Any], faults: FaultSettings
-    ) -> dict[str, SimulatedInstrument]: ...
+    ) -> Mapping[str, SimulatedInstrument | NetworkInstrument]: ...
 
 
 def load_factory(name: str) -> SimulatorFactory:
@@ -89,15 +109,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.link_dir is not None:
         args.link_dir.mkdir(parents=True, exist_ok=True)
-    servers = []
+    servers: list[PtyServer | NetworkInstrument] = []
     for port_name, instrument in instruments.items():
+        if not isinstance(instrument, SimulatedInstrument):
+            url = instrument.start(args.time_scale, args.link_dir)
+            servers.append(instrument)
+            if args.link_dir is not None:
+                _write_locator(args.link_dir / f"{port_name}.url", url)
+            _announce(f"PORT {port_name} {url}")
+            continue
         link = args.link_dir / port_name if args.link_dir is not None else None
         wire_log = (
             Path(os.environ[WIRE_LOG_ENV]) / f"{port_name}.wire" if os.environ.get(WIRE_LOG_ENV) else None
         )
-        server = PtyServer(instrument, link=link, time_scale=args.time_scale, wire_log=wire_log)
-        servers.append(server)
-        _announce(f"PORT {port_name} {server.start()}")
+        pty = PtyServer(instrument, link=link, time_scale=args.time_scale, wire_log=wire_log)
+        servers.append(pty)
+        _announce(f"PORT {port_name} {pty.start()}")
     _announce("READY")
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
@@ -107,7 +134,18 @@ def main(argv: list[str] | None = None) -> int:
             break
     for server in servers:
         server.stop()
+    if args.link_dir is not None:
+        for port_name, instrument in instruments.items():
+            if not isinstance(instrument, SimulatedInstrument):
+                (args.link_dir / f"{port_name}.url").unlink(missing_ok=True)
     return 0
+
+
+def _write_locator(path: Path, url: str) -> None:
+    """``<link dir>/<port>.url``: the URL of a network instrument, replaced atomically."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(url + "\n", encoding="utf-8")
+    os.replace(partial, path)
 
 
 if __name__ == "__main__":

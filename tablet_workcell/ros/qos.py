@@ -13,3 +13,13 @@ LATCHED = QoSProfile(
 
 # Periodic status: reliable, small queue, no history for late joiners.
 STATUS = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
+
+# Camera images (/camera/image_raw, /camera/camera_info): reliable, so reliable and
+# best-effort subscribers both match; a short queue, so a slow subscriber gets the newest
+# frames instead of a backlog (docs/devices/camera.md).
+IMAGES = QoSProfile(
+    depth=5,
+    history=HistoryPolicy.KEEP_LAST,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)

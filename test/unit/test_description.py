@@ -126,7 +126,12 @@ def test_one_switch_selects_simulated_or_real_ports_and_starts_simulators() -> N
         default_graph_path(), sim=True, parameter_overrides={"sim_clock": {"real_time_factor": 20.0}}
     )
     assert real.simulators == ()
-    assert {s.name for s in sim.simulators} == {"arm", "press", "dispensing_station", "syringe_pump"}
+    assert {s.name for s in sim.simulators} == {
+        "arm",
+        "press",
+        "dispensing_station",
+        "disintegration_station",
+    }
     assert all(s.time_scale == 20.0 for s in sim.simulators)
     assert str(real.node("press").parameters["port"]).startswith("/dev/")
     assert sim.node("press").parameters["port"] == "{ports}/press"

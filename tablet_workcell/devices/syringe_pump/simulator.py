@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from tablet_workcell.devices.faults import FaultSettings
@@ -76,6 +76,9 @@ class SyringePumpSimulator(SimulatedInstrument):
         self._run_moved_ul = 0.0
         self._last_s = 0.0
         self.stopped_at_s: float | None = None  # instrument time the plunger last stopped
+        # Called as listener(now_s, volume_ul) when an infusion run completes its programmed
+        # volume (a droplet left the needle): the disintegration station's camera films it.
+        self.dispense_listeners: list[Callable[[float, float], None]] = []
 
     # ------------------------------------------------------------------ physics
     @property
@@ -110,6 +113,9 @@ class SyringePumpSimulator(SimulatedInstrument):
             self._halt(PumpStatus.STOPPED, now_s)
         elif self._remaining_ul <= 1e-9:
             self._halt(PumpStatus.STOPPED, now_s)
+            if self.direction is Direction.INFUSE:
+                for listener in self.dispense_listeners:
+                    listener(now_s, self._run_moved_ul)
 
     def _halt(self, status: PumpStatus, now_s: float) -> None:
         self.status = status
