@@ -116,10 +116,11 @@ def calibration_from_mapping(data: Mapping[str, Any], source: str = "<mapping>")
         )
     width = _positive_int(data, "image_width", source)
     height = _positive_int(data, "image_height", source)
-    pixel = data.get("pixel_size_m")
-    if isinstance(pixel, bool) or not isinstance(pixel, int | float) or not math.isfinite(pixel):
+    pixel = _number(data.get("pixel_size_m"))
+    if pixel is None:
         raise CalibrationError(
-            f"{source}: pixel_size_m is {pixel!r}; give the object-side size of one pixel in metres "
+            f"{source}: pixel_size_m is {data.get('pixel_size_m')!r}; give the object-side size of one pixel "
+            "in metres "
             "(e.g. 2.0e-5 for 0.02 mm/px)."
         )
     if not MIN_PIXEL_SIZE_M <= pixel <= MAX_PIXEL_SIZE_M:
@@ -165,6 +166,19 @@ def _projection_of(k: tuple[float, ...] | None) -> tuple[float, ...]:
     return (k[0], k[1], k[2], 0.0, k[3], k[4], k[5], 0.0, k[6], k[7], k[8], 0.0)
 
 
+def _number(value: object) -> float | None:
+    """A finite number, or None. Strings that read as numbers count: YAML 1.1 (PyYAML) reads
+    ``2e-5`` (no decimal point) as the string '2e-5', which a calibration file will contain."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
 def _positive_int(data: Mapping[str, Any], key: str, source: str) -> int:
     value = data.get(key)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 100_000:
@@ -200,9 +214,10 @@ def _matrix(
         raise CalibrationError(f"{source}: {key} must list its numbers under 'data', not {values!r}.")
     numbers: list[float] = []
     for value in values:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        number = _number(value)
+        if number is None:
             raise CalibrationError(f"{source}: {key} holds {value!r}; every entry must be a finite number.")
-        numbers.append(float(value))
+        numbers.append(number)
     if cols is not None and len(numbers) != rows * cols:
         raise CalibrationError(
             f"{source}: {key} has {len(numbers)} numbers; a {rows}x{cols} matrix has {rows * cols}."
