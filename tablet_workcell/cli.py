@@ -4,6 +4,7 @@
     workcell up [--sim|--real]         start the graph; Ctrl-C stops it cleanly
     workcell demo [--sim]              start the graph, show it alive end to end, stop
     workcell data list|show|export|report   search and export the experiment store
+    workcell analyse-video RECORDING   re-analyse a recorded disintegration test (or --bag FILE)
 
 It reads the same description as ``launch/workcell.launch.py`` (see
 tablet_workcell.bringup). Errors in the description are reported as one sentence and
@@ -28,6 +29,7 @@ from tablet_workcell.bringup.processes import plan_processes
 from tablet_workcell.bringup.supervisor import GraphSupervisor
 from tablet_workcell.data.commands import add_data_commands, run_data_command
 from tablet_workcell.errors import ConfigError, WorkcellError
+from tablet_workcell.vision.commands import add_vision_commands, run_analyse_video
 
 logger = logging.getLogger("workcell")
 
@@ -98,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
                 help="stop after this many seconds (default: run until Ctrl-C)",
             )
     add_data_commands(commands)
+    add_vision_commands(commands)
     return parser
 
 
@@ -216,6 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     if args.command == "data":
         return run_data_command(args)
+    if args.command == "analyse-video":
+        return run_analyse_video(args)
     try:
         return COMMANDS[args.command](args)
     except ConfigError as error:

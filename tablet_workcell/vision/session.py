@@ -1,0 +1,480 @@
+"""One sessile-drop disintegration test: frames with stamps in, live values and the result out.
+
+:class:`DisintegrationSession` is the deterministic core: it analyses each frame with a
+:class:`~tablet_workcell.vision.pipeline.FrameAnalyser`, finds the droplet's contact,
+accumulates the series, decides when the test is over, and at the end runs the series
+analysis (regimes, fits, figures). Given the same frames and stamps it gives the same
+numbers, which is what makes re-analysis of a recording exact. The threaded wrapper that
+keeps up with a live camera is :class:`tablet_workcell.vision.live.LiveSession`.
+
+Time: the series time t is instrument time since droplet contact. Contact (t = 0) is the
+camera stamp of the first analysed frame in which a droplet is detected (status OK or
+DROPLET_AT_EDGE). The pump's completion time would be the alternative, but it comes from
+another process and clock, is not in a camera recording, and lags the droplet's arrival
+by the pump's polling; the first droplet frame is at most one frame interval late and is
+recoverable from any recording of the camera alone. ``time_scale`` converts stamp seconds
+into instrument seconds: 1 on hardware and with a simulated ROS clock (stamps are then
+already instrument time); the simulators' time scale when the stamps are wall time.
+
+End of the test: ``max_duration_s`` after contact; or the droplet fully absorbed (no
+droplet in view for ``absorbed_margin_s`` without interruption); or no contact within
+``max_duration_s`` of the first frame (a failed test); or from outside (cancel, e-stop),
+or, offline, when a bag's frames run out. "A droplet in view" is a droplet cut by the
+frame edge or one measured at least MIN_DROPLET_HEIGHT_PX tall: a flat strip of droplet
+pixels along a glossy tablet top is a segmentation artefact, not a droplet.
+
+Frames stamped at or before the previous frame are counted and left out: the series
+time must increase strictly.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tablet_workcell.vision.series import analyse_series
+from tablet_workcell.vision.types import (
+    DropletMeasurement,
+    FrameAnalysis,
+    FrameStatus,
+    SeriesAnalysis,
+    VisionError,
+)
+
+logger = logging.getLogger(__name__)
+
+NS_PER_S = 1_000_000_000
+MIN_DROPLET_HEIGHT_PX = 3.0  # a "droplet" flatter than this is a segmentation artefact, not a droplet
+REGIME_SPREADING, REGIME_ABSORPTION, REGIME_SWELLING, REGIME_COMPLETE = 0, 1, 2, 3
+SPREADING_S = 0.05  # the twin's and the literature's spreading stage lasts tens of milliseconds
+
+
+class FrameAnalyser(Protocol):
+    """What the session needs of a frame analyser (``pipeline.FrameAnalyser`` is one)."""
+
+    def analyse(self, image: object, time_s: float, encoding: str | None = None) -> FrameAnalysis: ...
+
+
+@dataclass(frozen=True)
+class TabletInfo:
+    """The tablet under the droplet, from the press (the series analysis needs porosity and thickness)."""
+
+    thickness_m: float = float("nan")
+    porosity: float = float("nan")
+    diameter_m: float = float("nan")  # NaN: no lateral cap on the wetted region
+    tensile_strength_pa: float = float("nan")  # NaN: no predicted disintegration time
+    soluble_fraction: float = 0.0
+
+    @property
+    def known(self) -> bool:
+        return math.isfinite(self.thickness_m) and self.thickness_m > 0 and 0.0 < self.porosity < 1.0
+
+
+class StopReason(enum.Enum):
+    RUNNING = "running"
+    ABSORBED = "absorbed"  # droplet gone for absorbed_margin_s
+    MAX_DURATION = "max_duration"
+    NO_CONTACT = "no_contact"  # no droplet ever seen
+    STOPPED = "stopped"  # ended from outside (cancel, e-stop, shutdown) before either
+    END_OF_DATA = "end_of_data"  # a bag's frames ran out (offline analysis)
+
+
+ENDED_NORMALLY = (StopReason.ABSORBED, StopReason.MAX_DURATION, StopReason.END_OF_DATA)
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """Everything besides the frames that decides a test's numbers (recorded with the frames)."""
+
+    pixel_size_m: float
+    expected_shape: tuple[int, int] | None  # (rows, columns) of the camera; None: any size
+    max_duration_s: float  # instrument seconds after contact
+    droplet_volume_m3: float = float("nan")  # as dispensed (NaN: unknown)
+    absorbed_margin_s: float = 1.0  # droplet absent this long -> absorbed
+    time_scale: float = 1.0  # instrument seconds per stamp second
+    tablet: TabletInfo = field(default_factory=TabletInfo)
+    experiment_id: str = ""
+
+    def __post_init__(self) -> None:
+        checks = (
+            ("pixel_size_m", self.pixel_size_m, 0.0, 1e-2),
+            ("max_duration_s", self.max_duration_s, 0.0, 1e6),
+            ("time_scale", self.time_scale, 0.0, 1e6),
+        )
+        for name, value, low, high in checks:
+            if not (math.isfinite(value) and low < value <= high):
+                raise VisionError(
+                    f"session setting {name} = {value!r} must be finite and in ({low:g}, {high:g}]; "
+                    "check the camera calibration and the goal."
+                )
+        if not (math.isfinite(self.absorbed_margin_s) and self.absorbed_margin_s >= 0.0):
+            raise VisionError(f"absorbed_margin_s = {self.absorbed_margin_s!r} must be finite and >= 0.")
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["expected_shape"] = list(self.expected_shape) if self.expected_shape is not None else None
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SessionSettings:
+        values = dict(data)
+        shape = values.get("expected_shape")
+        values["expected_shape"] = (int(shape[0]), int(shape[1])) if shape is not None else None
+        values["tablet"] = TabletInfo(**values.get("tablet", {}))
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class LiveSample:
+    """What one analysed frame means for the running test (feedback, overlay, area curve)."""
+
+    stamp_ns: int
+    elapsed_s: float  # since contact; NaN before contact
+    analysis: FrameAnalysis
+    regime: int  # RegimeSegment.REGIME_* estimate at this frame
+    stop_reason: StopReason
+
+
+@dataclass(frozen=True)
+class SessionResult:
+    """Everything a DisintegrationResult carries, in SI units, plus the bookkeeping."""
+
+    experiment_id: str
+    time_s: NDArray[np.float64]  # since contact, frames with a measurement (status OK)
+    droplet_area_m2: NDArray[np.float64]
+    contact_angle_rad: NDArray[np.float64]
+    tablet_height_m: NDArray[np.float64]
+    droplet_volume_m3: NDArray[np.float64]  # spherical cap per frame
+    base_width_m: NDArray[np.float64]
+    analysis: SeriesAnalysis | None  # None when the test failed before a series existed
+    droplet_volume_dispensed_m3: float
+    segmenter: str  # "<name> <version>"
+    contact_stamp_ns: int | None
+    frames_analysed: int
+    frame_statuses: dict[str, int]  # FrameStatus value -> count, every analysed frame
+    frames_out_of_order: int  # stamped at or before the previous frame: left out
+    stop_reason: StopReason
+    success: bool
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The numbers as plain JSON values (NaN stays NaN): compare two runs with ``==`` on the dump."""
+        analysis = self.analysis
+        return {
+            "experiment_id": self.experiment_id,
+            "time_s": self.time_s.tolist(),
+            "droplet_area_m2": self.droplet_area_m2.tolist(),
+            "contact_angle_rad": self.contact_angle_rad.tolist(),
+            "tablet_height_m": self.tablet_height_m.tolist(),
+            "droplet_volume_m3": self.droplet_volume_m3.tolist(),
+            "base_width_m": self.base_width_m.tolist(),
+            "analysis": None if analysis is None else _analysis_json(analysis),
+            "droplet_volume_dispensed_m3": self.droplet_volume_dispensed_m3,
+            "segmenter": self.segmenter,
+            "contact_stamp_ns": self.contact_stamp_ns,
+            "frames_analysed": self.frames_analysed,
+            "frame_statuses": dict(sorted(self.frame_statuses.items())),
+            "frames_out_of_order": self.frames_out_of_order,
+            "stop_reason": self.stop_reason.value,
+            "success": self.success,
+            "message": self.message,
+        }
+
+
+def _analysis_json(analysis: SeriesAnalysis) -> dict[str, Any]:
+    return {
+        "regimes": [asdict(r) for r in analysis.regimes],
+        "fits": [asdict(f) for f in analysis.fits],
+        "absorption_time_s": analysis.absorption_time_s,
+        "predicted_disintegration_time_s": analysis.predicted_disintegration_time_s,
+        "messages": list(analysis.messages),
+    }
+
+
+class DisintegrationSession:
+    """The deterministic core of one test; not thread-safe (one analysis thread feeds it).
+
+    ``regime_model``: what :func:`~tablet_workcell.vision.series.analyse_series` takes (a
+    loaded learned model or its path); None for the physics baseline.
+    """
+
+    def __init__(
+        self,
+        analyser: FrameAnalyser,
+        settings: SessionSettings,
+        segmenter: str,
+        regime_model: object | None = None,
+    ) -> None:
+        self.analyser = analyser
+        self.settings = settings
+        self.segmenter = segmenter
+        self.regime_model = regime_model
+        self._first_stamp_ns: int | None = None
+        self._contact_ns: int | None = None
+        self._absent_since_s: float | None = None
+        self._statuses: Counter[str] = Counter()
+        self._rows: list[tuple[float, DropletMeasurement]] = []
+        self._first_heights: list[float] = []
+        self._stop = StopReason.RUNNING
+        self._last_stamp_ns: int | None = None
+        self.frames_analysed = 0
+        self.frames_out_of_order = 0
+
+    @property
+    def stop_reason(self) -> StopReason:
+        return self._stop
+
+    @property
+    def done(self) -> bool:
+        return self._stop is not StopReason.RUNNING
+
+    @property
+    def contact_stamp_ns(self) -> int | None:
+        return self._contact_ns
+
+    def elapsed_s(self, stamp_ns: int) -> float:
+        """Instrument seconds since contact at ``stamp_ns`` (NaN before contact)."""
+        if self._contact_ns is None:
+            return math.nan
+        return (stamp_ns - self._contact_ns) / NS_PER_S * self.settings.time_scale
+
+    # ------------------------------------------------------------------ frames
+    def add_frame(self, image: NDArray[np.uint8], stamp_ns: int, encoding: str | None = None) -> LiveSample:
+        """Analyse one frame; never raises for a bad frame (its status says what was wrong).
+
+        ``encoding``: the sensor_msgs/Image encoding when known (the analyser converts rgb8
+        and rejects what it cannot take); None infers it from the array's shape.
+        """
+        self._check_running()
+        time_s = self.elapsed_s(stamp_ns)
+        try:
+            analysis = self.analyser.analyse(image, 0.0 if math.isnan(time_s) else time_s, encoding)
+        except VisionError as error:  # the analyser reports bad frames as statuses; this is a bug guard
+            analysis = FrameAnalysis(time_s, DropletMeasurement(FrameStatus.MODEL_ERROR, str(error)), None)
+        return self._account(stamp_ns, analysis)
+
+    def add_rejected(self, stamp_ns: int, status: FrameStatus, message: str) -> LiveSample:
+        """A frame that never became pixels (undecodable on the wire): counted, not measured."""
+        self._check_running()
+        analysis = FrameAnalysis(self.elapsed_s(stamp_ns), DropletMeasurement(status, message), None)
+        return self._account(stamp_ns, analysis)
+
+    def _check_running(self) -> None:
+        if self.done:
+            raise VisionError(f"the test is over ({self._stop.value}); start a new session for more frames.")
+
+    def _account(self, stamp_ns: int, analysis: FrameAnalysis) -> LiveSample:
+        if self._last_stamp_ns is not None and stamp_ns <= self._last_stamp_ns:
+            # Series time must increase strictly; a frame stamped at or before the previous
+            # one (a camera clock jump, a mixed-up bag) is counted and left out.
+            self.frames_out_of_order += 1
+            logger.warning("frame stamped %d ns is not after the previous frame; left out", stamp_ns)
+            return LiveSample(stamp_ns, self.elapsed_s(stamp_ns), analysis, REGIME_SPREADING, self._stop)
+        self._last_stamp_ns = stamp_ns
+        self.frames_analysed += 1
+        status = analysis.measurement.status
+        self._statuses[status.value] += 1
+        if self._first_stamp_ns is None:
+            self._first_stamp_ns = stamp_ns
+        if self._contact_ns is None and self._present(analysis.measurement):
+            self._contact_ns = stamp_ns
+            logger.info("droplet contact at stamp %d ns", stamp_ns)
+        elapsed = self.elapsed_s(stamp_ns)
+        if self._contact_ns is None:
+            waited = (stamp_ns - self._first_stamp_ns) / NS_PER_S * self.settings.time_scale
+            if waited >= self.settings.max_duration_s:
+                self._stop = StopReason.NO_CONTACT
+            return LiveSample(stamp_ns, elapsed, analysis, REGIME_SPREADING, self._stop)
+        if analysis.time_s != elapsed:  # analysed before contact was known: restamp
+            analysis = FrameAnalysis(elapsed, analysis.measurement, analysis.labels)
+        self._rows.append((elapsed, analysis.measurement))
+        if status is FrameStatus.OK and len(self._first_heights) < 5:
+            self._first_heights.append(analysis.measurement.tablet_height_m)
+        self._track_absorption(elapsed, analysis.measurement)
+        if self._stop is StopReason.RUNNING and elapsed >= self.settings.max_duration_s:
+            self._stop = StopReason.MAX_DURATION
+        return LiveSample(stamp_ns, elapsed, analysis, self._live_regime(elapsed, analysis), self._stop)
+
+    def _present(self, measurement: DropletMeasurement) -> bool:
+        """A droplet is in view: cut by the frame edge, or measured at least MIN_DROPLET_HEIGHT_PX tall.
+
+        The height floor keeps a one-pixel strip along a glossy tablet top (a segmentation
+        artefact seen after absorption, measured with status OK but no height) from counting
+        as a droplet for contact and for the end.
+        """
+        if measurement.status is FrameStatus.DROPLET_AT_EDGE:
+            return True
+        if measurement.status is not FrameStatus.OK:
+            return False
+        height = measurement.droplet_height_m  # NaN: no droplet shape could be measured, an artefact
+        return math.isfinite(height) and height >= MIN_DROPLET_HEIGHT_PX * self.settings.pixel_size_m
+
+    def _track_absorption(self, elapsed: float, measurement: DropletMeasurement) -> None:
+        status = measurement.status
+        if self._present(measurement):
+            self._absent_since_s = None
+        elif status in (FrameStatus.NO_DROPLET, FrameStatus.OK):
+            if self._absent_since_s is None:
+                self._absent_since_s = elapsed
+            if elapsed - self._absent_since_s >= self.settings.absorbed_margin_s:
+                self._stop = StopReason.ABSORBED
+        # other statuses (dark, wrong size, ...) say nothing about the droplet: no change
+
+    def _live_regime(self, elapsed: float, analysis: FrameAnalysis) -> int:
+        """A cheap running estimate for feedback; the result's regimes come from the series analysis.
+
+        Spreading for the first 50 ms, complete while no droplet is seen, swelling once the
+        tablet has grown by 2 % of its first measured height, absorption otherwise.
+        """
+        if elapsed < SPREADING_S:
+            return REGIME_SPREADING
+        if self._absent_since_s is not None:
+            return REGIME_COMPLETE
+        height = analysis.measurement.tablet_height_m
+        heights = [h for h in self._first_heights if math.isfinite(h)]
+        if heights and math.isfinite(height) and height > 1.02 * float(np.median(heights)):
+            return REGIME_SWELLING
+        return REGIME_ABSORPTION
+
+    # ------------------------------------------------------------------ the end
+    def stop(self, reason: StopReason = StopReason.STOPPED) -> None:
+        """End the test from outside (cancel, e-stop: STOPPED; a bag's end: END_OF_DATA)
+        unless it already ended on its own."""
+        if self._stop is StopReason.RUNNING:
+            self._stop = reason
+
+    def finish(self) -> SessionResult:
+        """The series and its analysis; call once the test is over (or to stop it)."""
+        self.stop()
+        columns = series_columns(self._rows)
+        settings = self.settings
+        analysis: SeriesAnalysis | None = None
+        success, message = False, ""
+        measured = int(self._statuses[FrameStatus.OK.value])
+        if self._contact_ns is None:
+            message = (
+                f"no droplet was detected in {self.frames_analysed} analysed frames; check that the pump "
+                "placed a droplet, that the tablet is in the camera's view, and the lighting"
+            )
+        elif measured < MIN_MEASURED_FRAMES:
+            message = (
+                f"only {measured} frames had a measurable droplet, fewer than the {MIN_MEASURED_FRAMES} a "
+                f"series analysis needs; frame statuses: {dict(self._statuses)}"
+            )
+        elif not settings.tablet.known:
+            message = (
+                f"tablet porosity {settings.tablet.porosity!r} and thickness "
+                f"{settings.tablet.thickness_m!r} m are needed for the absorption fits; give them in the "
+                "goal (from the press) or as the node's defaults"
+            )
+        else:
+            try:
+                analysis = self._analyse(columns)
+            except VisionError as error:
+                message = f"the series analysis failed: {error}"
+            else:
+                success = self._stop in ENDED_NORMALLY
+                message = self._summary(analysis, measured)
+        return SessionResult(
+            experiment_id=settings.experiment_id,
+            time_s=columns["time_s"],
+            droplet_area_m2=columns["droplet_area_m2"],
+            contact_angle_rad=columns["contact_angle_rad"],
+            tablet_height_m=columns["tablet_height_m"],
+            droplet_volume_m3=columns["droplet_volume_m3"],
+            base_width_m=columns["base_width_m"],
+            analysis=analysis,
+            droplet_volume_dispensed_m3=settings.droplet_volume_m3,
+            segmenter=self.segmenter,
+            contact_stamp_ns=self._contact_ns,
+            frames_analysed=self.frames_analysed,
+            frame_statuses=dict(self._statuses),
+            frames_out_of_order=self.frames_out_of_order,
+            stop_reason=self._stop,
+            success=success,
+            message=message,
+        )
+
+    def _analyse(self, columns: dict[str, NDArray[np.float64]]) -> SeriesAnalysis:
+        tablet, settings = self.settings.tablet, self.settings
+        dispensed = settings.droplet_volume_m3
+        return analyse_series(
+            columns["time_s"],
+            columns["droplet_volume_m3"],
+            columns["droplet_area_m2"],
+            columns["tablet_height_m"],
+            porosity=tablet.porosity,
+            tablet_thickness_m=tablet.thickness_m,
+            droplet_volume_dispensed_m3=dispensed if math.isfinite(dispensed) and dispensed > 0 else None,
+            regime_model=self.regime_model,
+            base_width_m=columns["base_width_m"],
+            tablet_diameter_m=tablet.diameter_m if math.isfinite(tablet.diameter_m) else None,
+            tensile_strength_pa=tablet.tensile_strength_pa
+            if math.isfinite(tablet.tensile_strength_pa)
+            else None,
+            soluble_fraction=tablet.soluble_fraction,
+        )
+
+    def _summary(self, analysis: SeriesAnalysis, measured: int) -> str:
+        bad = self.frames_analysed - measured
+        ending = {
+            StopReason.ABSORBED: "droplet fully absorbed",
+            StopReason.MAX_DURATION: f"stopped at max_duration {self.settings.max_duration_s:g} s",
+            StopReason.STOPPED: "stopped before the end",
+            StopReason.END_OF_DATA: "end of the recorded frames",
+        }.get(self._stop, self._stop.value)
+        absorption = analysis.absorption_time_s
+        predicted = analysis.predicted_disintegration_time_s
+        return (
+            f"{ending}; {measured} frames measured, {bad} without a measurement; absorption time "
+            f"{'not reached' if math.isnan(absorption) else f'{absorption:.2f} s'}, predicted disintegration "
+            f"{'unknown' if math.isnan(predicted) else f'{predicted:.1f} s'}"
+        )
+
+
+MIN_MEASURED_FRAMES = 5
+
+
+def series_columns(rows: list[tuple[float, DropletMeasurement]]) -> dict[str, NDArray[np.float64]]:
+    """One value per frame since contact, in the series analysis's input contract.
+
+    OK frames give their measurement; NO_DROPLET frames give 0 for the droplet's area,
+    volume and base width (the droplet is gone) and keep the tablet height when it was
+    measured; every other status gives NaN (nothing trustworthy in that frame).
+    """
+    nan = math.nan
+    columns: dict[str, list[float]] = {name: [] for name in COLUMNS}
+    for time_s, m in rows:
+        if m.status is FrameStatus.OK:
+            values = (
+                m.droplet_area_m2,
+                m.contact_angle_rad,
+                m.tablet_height_m,
+                m.droplet_volume_m3,
+                m.base_width_m,
+            )
+        elif m.status is FrameStatus.NO_DROPLET:
+            values = (0.0, nan, m.tablet_height_m, 0.0, 0.0)
+        else:
+            values = (nan, nan, nan, nan, nan)
+        columns["time_s"].append(time_s)
+        for name, value in zip(COLUMNS[1:], values, strict=True):
+            columns[name].append(value)
+    return {name: np.asarray(values, dtype=np.float64) for name, values in columns.items()}
+
+
+COLUMNS = (
+    "time_s",
+    "droplet_area_m2",
+    "contact_angle_rad",
+    "tablet_height_m",
+    "droplet_volume_m3",
+    "base_width_m",
+)
