@@ -68,14 +68,14 @@ class ClassicalSegmenter:
         smooth = np.asarray(cv2.GaussianBlur(grey, (3, 3), 0), dtype=np.uint8)
         background = _backlight(smooth)
         dark = _dark(smooth, background, self.dark_fraction)
-        stage = _stage_line(dark)
+        top_run = _bottom_run_top(dark)
+        stage = _stage_line(top_run, rows)
         if stage is None:
             logger.debug("no stage found: no bottom band of dark columns at both sides")
             return Segmentation(labels)
         intercept, slope = stage
         xs = np.arange(cols, dtype=np.float64) + 0.5
         base_y = intercept + slope * xs
-        top_run = _bottom_run_top(dark)
         rise = base_y - top_run
         tablet_cols = _tablet_columns(rise)
         if tablet_cols is None:
@@ -124,9 +124,9 @@ def _backlight(grey: U8) -> F32:
     bright = ((small > 0.8 * brightest) & (small > 0.45 * level)).astype(np.float32)
     estimate = np.full(small.shape, level, dtype=np.float32)
     unknown = np.ones(small.shape, dtype=bool)
-    for sigma in (1.5, 5.0, 15.0):
-        weight = np.asarray(cv2.GaussianBlur(bright, (0, 0), sigma), dtype=np.float32)
-        total = np.asarray(cv2.GaussianBlur(small * bright, (0, 0), sigma), dtype=np.float32)
+    for box in (5, 15, 45):  # box filters: constant cost whatever their size
+        weight = np.asarray(cv2.blur(bright, (box, box)), dtype=np.float32)
+        total = np.asarray(cv2.blur(small * bright, (box, box)), dtype=np.float32)
         known = unknown & (weight > 0.02)
         estimate[known] = total[known] / weight[known]
         unknown &= ~known
@@ -146,16 +146,16 @@ def _dark(grey: U8, background: F32, fraction: float) -> U8:
 def _bottom_run_top(dark: U8) -> NDArray[np.float64]:
     """Per column, the image y of the top of the dark run that reaches the bottom edge."""
     rows = dark.shape[0]
-    flipped = dark[::-1] == 0
-    run = np.argmax(flipped, axis=0).astype(np.float64)  # dark rows counted from the bottom
-    run[~flipped.any(axis=0)] = rows
-    return rows - run
+    # 1 + the lowest bright row (0 when the whole column is dark): a max over rows, which
+    # numpy vectorises along the contiguous rows (an argmax along columns does not).
+    numbers = np.arange(1, rows + 1, dtype=np.uint16)[:, None]
+    return np.max((1 - dark).astype(np.uint16) * numbers, axis=0).astype(np.float64)
 
 
-def _stage_line(dark: U8) -> tuple[float, float] | None:
-    """(intercept, slope) of the stage top y = a + b x from the outer columns; None without stage."""
-    rows, cols = dark.shape
-    top = _bottom_run_top(dark)
+def _stage_line(top: NDArray[np.float64], rows: int) -> tuple[float, float] | None:
+    """(intercept, slope) of the stage top y = a + b x from the outer columns, given each
+    column's top of the bottom dark run; None without a stage."""
+    cols = top.size
     band = max(int(STAGE_BAND_FRACTION * cols), 4)
     sides = (np.arange(2, 2 + band), np.arange(cols - 2 - band, cols - 2))
     medians = [float(np.median(top[side])) for side in sides]
