@@ -47,6 +47,10 @@ DARK_FRACTION = 0.65  # coarse: darker than this fraction of the backlight is an
 BACKGROUND_SCALE = 8  # the backlight is estimated at 1/8 resolution
 STAGE_BAND_FRACTION = 0.1  # outer columns (each side) in which the stage top is fitted
 MIN_TABLET_RISE_PX = 4  # a column whose dark run rises this far above the stage is tablet
+MIN_PIECE_PIXELS = 3  # smaller dark specks on the tablet top are noise, not droplet
+MIN_PIECE_HEIGHT_PX = 3  # lower pieces apart from the main one are strips along the tablet edge
+MIN_SLOPE_SPAN_PX = 120  # an edge's own slope is fitted only over at least this many columns
+ROW_FILL_CLEARANCE_PX = 2.5  # rows filled only this far above the tablet top
 NEEDLE_WIDENING = 1.5  # the droplet starts where the blob is this much wider than the needle
 _VERSION = "classical-1"
 
@@ -82,15 +86,15 @@ class ClassicalSegmenter:
             return Segmentation(labels)
         left, right = tablet_cols
         tablet_rise = _tablet_rise(rise[left : right + 1])
+        top_y = base_y - tablet_rise
         if self.refine_edges:
-            intercept = _refine_line(smooth, background, intercept, slope, _stage_columns(cols), 0.0)
+            intercept, slope = _refine_line(smooth, background, intercept, slope, _stage_columns(cols), 0.0)
             base_y = intercept + slope * xs
             trim = max(int(0.03 * (right - left)), 3)
             inner = np.arange(left + trim, right - trim + 1)
             flat = inner[base_y[inner] - top_run[inner] <= tablet_rise + 1.5]
-            top = _refine_line(smooth, background, intercept, slope, flat, tablet_rise)
-            tablet_rise = intercept - top
-        top_y = base_y - tablet_rise
+            top, top_slope = _refine_line(smooth, background, intercept, slope, flat, tablet_rise)
+            top_y = top + top_slope * xs
         y_centres = np.arange(rows, dtype=np.float64)[:, None] + 0.5
         c0, c1 = max(left - 4, 0), min(right + 5, cols)
         r0 = max(math.floor(min(top_y[c0:c1].min(), base_y[c0:c1].min())) - 1, 0)
@@ -99,9 +103,10 @@ class ClassicalSegmenter:
         tablet = np.zeros((rows, cols), dtype=bool)
         tablet[r0:r1, c0:c1] = band & dark[r0:r1, c0:c1].astype(bool)
         above = y_centres < top_y[None, :]
-        droplet = _droplet(dark, above, tablet, top_y, (c0, c1))
+        high = y_centres < top_y[None, :] - ROW_FILL_CLEARANCE_PX
+        droplet = _droplet(dark, above, high, tablet, top_y, (c0, c1))
         if self.refine_edges and droplet is not None:
-            droplet = _refine(smooth, background, droplet, above)
+            droplet = _refine(smooth, background, droplet, tablet, above, high)
         labels[tablet] = LABEL_TABLET
         if droplet is not None:
             labels[droplet] = LABEL_DROPLET
@@ -184,31 +189,38 @@ def _stage_columns(cols: int) -> NDArray[np.int64]:
 
 def _refine_line(
     grey: U8, background: F32, intercept: float, slope: float, columns: NDArray[np.int64], rise: float
-) -> float:
-    """Intercept of the bright-above / dark-below edge near y = intercept - rise + slope x,
-    placed where each column's profile crosses the mid-level between the backlight above and
-    the object below (sub-pixel, by linear interpolation between pixel centres)."""
+) -> tuple[float, float]:
+    """(intercept, slope) of the bright-above / dark-below edge near y = intercept - rise +
+    slope x, placed where each column's profile crosses the mid-level between the backlight
+    above and the object below (sub-pixel, by linear interpolation between pixel centres).
+    The slope is refitted only when the columns span enough of the frame to pin it."""
     rows = grey.shape[0]
     if columns.size < 4:
-        return intercept - rise
+        return intercept - rise, slope
     xs = columns.astype(np.float64) + 0.5
     guess = np.round(intercept - rise + slope * xs).astype(np.int64)
     offsets = np.arange(-6, 9)[:, None]
     row_index = np.clip(guess[None, :] + offsets, 0, rows - 1)
     profile = grey[row_index, columns[None, :]] / np.maximum(background[row_index, columns[None, :]], 1.0)
     bright = np.median(profile[:3], axis=0)
-    dark = np.median(profile[-6:], axis=0)
+    dark = np.median(profile[8:11], axis=0)  # 2-4 px inside: the level at the edge (gloss included)
     mid = 0.5 * (bright + dark)
     below = profile < mid[None, :]
     k = np.argmax(below, axis=0)
     ok = below.any(axis=0) & (k >= 1) & (bright - dark > 0.2)
     if np.count_nonzero(ok) < 4:
-        return intercept - rise
+        return intercept - rise, slope
     cols_ok = np.flatnonzero(ok)
     upper, lower = profile[k[ok] - 1, cols_ok], profile[k[ok], cols_ok]
     fraction = np.clip((upper - mid[ok]) / np.maximum(upper - lower, 1e-6), 0.0, 1.0)
     edge = row_index[k[ok] - 1, cols_ok] + 0.5 + fraction
-    return float(np.median(edge - slope * xs[ok]))
+    x_ok = xs[ok]
+    fitted = float(np.median(edge - slope * x_ok))
+    inliers = np.abs(edge - (fitted + slope * x_ok)) <= 1.5
+    if np.count_nonzero(inliers) >= 8 and np.ptp(x_ok[inliers]) >= MIN_SLOPE_SPAN_PX:
+        new_slope, new_intercept = np.polyfit(x_ok[inliers], edge[inliers], 1)
+        return float(new_intercept), float(new_slope)
+    return fitted, slope
 
 
 def _tablet_columns(rise: NDArray[np.float64]) -> tuple[int, int] | None:
@@ -243,6 +255,7 @@ def _tablet_rise(rise: NDArray[np.float64]) -> float:
 def _droplet(
     dark: U8,
     above: NDArray[np.bool_],
+    high: NDArray[np.bool_],
     tablet: NDArray[np.bool_],
     top_y: NDArray[np.float64],
     span: tuple[int, int],
@@ -252,34 +265,54 @@ def _droplet(
     r1 = math.ceil(top_y[c0:c1].max()) + 1
     candidate = (dark[:r1, c0:c1].astype(bool) & above[:r1, c0:c1]).view(np.uint8)
     count, components, stats, _ = cv2.connectedComponentsWithStats(candidate, connectivity=8)
-    # Components whose lowest row reaches the row just above the tablet top.
-    touching = [
-        index
-        for index in range(1, count)
-        if stats[index, cv2.CC_STAT_TOP] + stats[index, cv2.CC_STAT_HEIGHT]
-        >= int(
-            top_y[
-                c0 + stats[index, cv2.CC_STAT_LEFT] : c0
-                + stats[index, cv2.CC_STAT_LEFT]
-                + stats[index, cv2.CC_STAT_WIDTH]
-            ].min()
-        )
-        - 1
-    ]
+    # Every component whose lowest row reaches the row just above the tablet top: a lens
+    # highlight can split a small droplet into pieces that each stand on the tablet.
+    touching = []
+    for index in range(1, count):
+        left, top, width, height, area = (int(v) for v in stats[index])
+        floor = int(top_y[c0 + left : c0 + left + width].min()) - 1
+        if top + height >= floor and area >= MIN_PIECE_PIXELS:
+            touching.append(index)
     if not touching:
         return None
-    best = max(touching, key=lambda index: int(stats[index, cv2.CC_STAT_AREA]))
-    blob = components == best
-    if stats[best, cv2.CC_STAT_TOP] == 0:
+    largest = max(touching, key=lambda index: int(stats[index, cv2.CC_STAT_AREA]))
+    # Other pieces count only when they are more than a strip along the tablet's edge.
+    touching = [i for i in touching if i == largest or stats[i, cv2.CC_STAT_HEIGHT] >= MIN_PIECE_HEIGHT_PX]
+    blob = np.isin(components, touching)
+    if any(stats[index, cv2.CC_STAT_TOP] == 0 for index in touching):
         blob = _cut_needle(blob)
-    # Fill the lens highlight: holes of droplet + tablet together (a highlight reaching the
-    # tablet top is closed by it), then keep the part above the tablet top.
-    closed = (blob | tablet[:r1, c0:c1]).view(np.uint8).copy()
+    droplet = np.zeros(dark.shape, dtype=bool)
+    droplet[:r1, c0:c1] = _fill(blob, tablet[:r1, c0:c1], above[:r1, c0:c1], high[:r1, c0:c1])
+    return droplet
+
+
+def _fill(
+    blob: NDArray[np.bool_], tablet: NDArray[np.bool_], above: NDArray[np.bool_], high: NDArray[np.bool_]
+) -> NDArray[np.bool_]:
+    """Close the lens highlight: rows filled (a highlight reaching the droplet's edge), then
+    the holes of droplet and tablet together (a highlight reaching the tablet top is closed
+    by it); the part above the tablet top is the droplet."""
+    closed = (_fill_rows(blob & above, high) | tablet).view(np.uint8).copy()
     contours, _ = cv2.findContours(closed, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     cv2.drawContours(closed, contours, -1, 1, thickness=cv2.FILLED)
-    droplet = np.zeros(dark.shape, dtype=bool)
-    droplet[:r1, c0:c1] = closed.astype(bool) & above[:r1, c0:c1]
-    return droplet
+    return closed.astype(bool) & above
+
+
+def _fill_rows(mask: NDArray[np.bool_], where: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """Each row filled between its first and last set pixel, where ``where`` allows: a
+    sessile cap's side view meets every row in one segment (for any contact angle), so a
+    highlight that reaches the droplet's edge and splits it is closed. Rows along the
+    tablet top are left out (``where``): a dotted dark line on the tablet's edge would be
+    filled into a bar."""
+    row_has: NDArray[np.bool_] = np.any(mask, axis=1)
+    if not row_has.any():
+        return mask
+    width = mask.shape[1]
+    first = np.argmax(mask, axis=1)
+    last = width - 1 - np.argmax(mask[:, ::-1], axis=1)
+    columns = np.arange(width)[None, :]
+    filled = (columns >= first[:, None]) & (columns <= last[:, None]) & row_has[:, None]
+    return mask | (filled & where)
 
 
 def _cut_needle(blob: NDArray[np.bool_]) -> NDArray[np.bool_]:
@@ -297,7 +330,12 @@ def _cut_needle(blob: NDArray[np.bool_]) -> NDArray[np.bool_]:
 
 
 def _refine(
-    grey: U8, background: F32, droplet: NDArray[np.bool_], above: NDArray[np.bool_]
+    grey: U8,
+    background: F32,
+    droplet: NDArray[np.bool_],
+    tablet: NDArray[np.bool_],
+    above: NDArray[np.bool_],
+    high: NDArray[np.bool_],
 ) -> NDArray[np.bool_]:
     """Move the droplet's edge to the mid-level between its own darkness and the backlight."""
     mask = droplet.view(np.uint8)
@@ -317,13 +355,7 @@ def _refine(
     near = np.asarray(cv2.dilate(inside.view(np.uint8), kernel), dtype=np.uint8).astype(bool)
     core = np.asarray(cv2.erode(inside.view(np.uint8), kernel), dtype=np.uint8).astype(bool)
     refined = core | (near & (ratio < threshold))
-    refined &= above[r0:r1, c0:c1]
-    filled = refined.view(np.uint8).copy()
-    contours, _ = cv2.findContours(filled, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    if contours:
-        biggest = max(contours, key=cv2.contourArea)
-        filled[:] = 0
-        cv2.drawContours(filled, [biggest], -1, 1, thickness=cv2.FILLED)
     result = np.zeros_like(droplet)
-    result[r0:r1, c0:c1] = filled.astype(bool) & above[r0:r1, c0:c1]
+    window = (slice(r0, r1), slice(c0, c1))
+    result[window] = _fill(refined, tablet[window], above[window], high[window])
     return result
