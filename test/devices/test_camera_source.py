@@ -43,7 +43,7 @@ def level_frame(level: int, width: int = 160, height: int = 120) -> np.ndarray:
 def video(tmp_path: Path) -> Path:
     """15 frames of 160x120 at 20 fps, frame i at grey level 10 i (MJPG in AVI)."""
     path = tmp_path / "test.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), FILE_RATE_HZ, (160, 120))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), FILE_RATE_HZ, (160, 120))
     assert writer.isOpened()
     for i in range(15):
         writer.write(level_frame(10 * i))
