@@ -48,6 +48,7 @@ BACKGROUND_SCALE = 8  # the backlight is estimated at 1/8 resolution
 STAGE_BAND_FRACTION = 0.1  # outer columns (each side) in which the stage top is fitted
 MIN_TABLET_RISE_PX = 4  # a column whose dark run rises this far above the stage is tablet
 MIN_PIECE_PIXELS = 3  # smaller dark specks on the tablet top are noise, not droplet
+MIN_DROPLET_ROWS = 2  # a droplet spans at least this many rows (one row is the tablet's edge)
 MIN_PIECE_HEIGHT_PX = 4  # lower pieces apart from the main one are strips along the tablet edge
 MIN_SLOPE_SPAN_PX = 120  # an edge's own slope is fitted only over at least this many columns
 ROW_FILL_CLEARANCE_PX = 2.5  # rows filled only this far above the tablet top
@@ -298,9 +299,9 @@ def _droplet(
     if any(stats[index, cv2.CC_STAT_TOP] == 0 for index in touching):
         blob = _cut_needle(blob)
     # Fill inside the blob's columns, from its top down to the tablet top (all that can change).
-    x, y, w, _ = cv2.boundingRect(blob.view(np.uint8))
-    if w == 0:
-        return None
+    x, y, w, h = cv2.boundingRect(blob.view(np.uint8))
+    if h < MIN_DROPLET_ROWS:
+        return None  # a dark line along the tablet's top edge, not a droplet
     droplet = np.zeros(dark.shape, dtype=bool)
     rows, cols = slice(y, r1), slice(c0 + x, c0 + x + w)
     droplet[rows, cols] = _fill(blob[y:, x : x + w], tablet[rows, cols], above[rows, cols], high[rows, cols])

@@ -90,8 +90,10 @@ def test_separate_needle_and_background_blob_are_not_droplet() -> None:
 
 def test_no_droplet_gives_no_droplet_status() -> None:
     rng = np.random.default_rng(4)
-    for split in ("train", "test"):
-        frame = render(DropletScene(8e-3, 3e-3, 0.0, 0.0), random_appearance(rng, split), rng)
+    for split in ("train", "test") * 6:  # a dark edge line on a dry tablet is no droplet
+        scene = DropletScene(float(rng.uniform(6e-3, 9e-3)), float(rng.uniform(2e-3, 4e-3)), 0.0, 0.0)
+        pixel = float(rng.uniform(16e-6, 22e-6))
+        frame = render(scene, random_appearance(rng, split, pixel_size_m=pixel), rng)
         m = measure(ClassicalSegmenter().segment(frame.image).labels, frame.pixel_size_m)
         assert m.status is FrameStatus.NO_DROPLET
 
