@@ -23,6 +23,7 @@ from tablet_workcell.optim.parameters import OPTIMISER_PARAMETERS
 from tablet_workcell.parameters import ParamSpec
 from tablet_workcell.safety import SAFETY_PARAMETERS
 from tablet_workcell.simtime import CLOCK_PARAMETERS
+from tablet_workcell.vision.node_parameters import DISINTEGRATION_PARAMETERS
 
 RunsWhen = Literal["always", "sim", "real"]
 
@@ -84,6 +85,12 @@ NODE_TYPES: dict[str, NodeType] = {
             "disintegration station camera: sensor_msgs/Image + CameraInfo from a video device, file or "
             "network stream (the simulated station's MJPEG stream), pixel scale from the calibration",
             CAMERA_NODE_PARAMETERS,
+        ),
+        NodeType(
+            "disintegration",
+            "sessile-drop disintegration test (action): droplet through the syringe pump, live droplet "
+            "segmentation and measurement, regimes, fits and figures; overlay image and area curve",
+            DISINTEGRATION_PARAMETERS,
         ),
         NodeType(
             "arm",

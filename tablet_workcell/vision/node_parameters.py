@@ -118,6 +118,22 @@ DISINTEGRATION_SPECS: tuple[ParamSpec, ...] = (
         maximum=0.99,
     ),
     ParamSpec(
+        "default_tensile_strength_pa",
+        "float",
+        0.0,
+        "tablet tensile strength when a goal gives 0 [Pa]; 0: unknown (no predicted disintegration time)",
+        minimum=0.0,
+        maximum=1e9,
+    ),
+    ParamSpec(
+        "default_soluble_fraction",
+        "float",
+        0.0,
+        "soluble mass fraction of the blend when a goal gives 0",
+        minimum=0.0,
+        maximum=1.0,
+    ),
+    ParamSpec(
         "max_pending_frames",
         "int",
         2,
@@ -139,6 +155,15 @@ DISINTEGRATION_SPECS: tuple[ParamSpec, ...] = (
         "runs/disintegration",
         "where each test's lossless frame recording goes (workcell analyse-video re-analyses it); "
         "empty: no recording",
+    ),
+    ParamSpec(
+        "time_scale",
+        "float",
+        1.0,
+        "instrument seconds per wall second (simulated station); scales frame stamps only when this node "
+        "runs on the wall clock: with use_sim_time the stamps are instrument time already",
+        minimum=0.001,
+        maximum=1000.0,
     ),
     ParamSpec(
         "frame_timeout_s",

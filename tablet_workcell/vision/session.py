@@ -8,13 +8,15 @@ numbers, which is what makes re-analysis of a recording exact. The threaded wrap
 keeps up with a live camera is :class:`tablet_workcell.vision.live.LiveSession`.
 
 Time: the series time t is instrument time since droplet contact. Contact (t = 0) is the
-camera stamp of the first analysed frame in which a droplet is detected (status OK or
-DROPLET_AT_EDGE). The pump's completion time would be the alternative, but it comes from
-another process and clock, is not in a camera recording, and lags the droplet's arrival
-by the pump's polling; the first droplet frame is at most one frame interval late and is
-recoverable from any recording of the camera alone. ``time_scale`` converts stamp seconds
-into instrument seconds: 1 on hardware and with a simulated ROS clock (stamps are then
-already instrument time); the simulators' time scale when the stamps are wall time.
+camera stamp of the first analysed frame with a measured droplet of at least a quarter of
+the dispensed volume (0.2 uL when the volume is unknown): stray droplet pixels near the
+needle before the droplet arrives do not count. The pump's completion time would be the
+alternative, but it comes from another process and clock, is not in a camera recording,
+and lags the droplet's arrival by the pump's polling; the first droplet frame is at most
+one frame interval late and is recoverable from any recording of the camera alone.
+``time_scale`` converts stamp seconds into instrument seconds: 1 on hardware and with a
+simulated ROS clock (stamps are then already instrument time); the simulators' time scale
+when the stamps are wall time.
 
 End of the test: ``max_duration_s`` after contact; or the droplet fully absorbed (no
 droplet in view for ``absorbed_margin_s`` without interruption); or no contact within
@@ -34,7 +36,7 @@ import logging
 import math
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -48,9 +50,14 @@ from tablet_workcell.vision.types import (
     VisionError,
 )
 
+if TYPE_CHECKING:
+    from tablet_workcell.vision.regime_model import RegimeModel
+
 logger = logging.getLogger(__name__)
 
 NS_PER_S = 1_000_000_000
+CONTACT_VOLUME_FRACTION = 0.25  # a droplet this share of the dispensed volume has landed
+MIN_CONTACT_VOLUME_M3 = 2e-10  # ... or, when the volume is unknown, the smallest test droplet (0.2 uL)
 MIN_DROPLET_HEIGHT_PX = 3.0  # a "droplet" flatter than this is a segmentation artefact, not a droplet
 REGIME_SPREADING, REGIME_ABSORPTION, REGIME_SWELLING, REGIME_COMPLETE = 0, 1, 2, 3
 SPREADING_S = 0.05  # the twin's and the literature's spreading stage lasts tens of milliseconds
@@ -210,7 +217,7 @@ class DisintegrationSession:
         analyser: FrameAnalyser,
         settings: SessionSettings,
         segmenter: str,
-        regime_model: object | None = None,
+        regime_model: RegimeModel | None = None,
     ) -> None:
         self.analyser = analyser
         self.settings = settings
@@ -283,7 +290,7 @@ class DisintegrationSession:
         self._statuses[status.value] += 1
         if self._first_stamp_ns is None:
             self._first_stamp_ns = stamp_ns
-        if self._contact_ns is None and self._present(analysis.measurement):
+        if self._contact_ns is None and self._is_contact(analysis.measurement):
             self._contact_ns = stamp_ns
             logger.info("droplet contact at stamp %d ns", stamp_ns)
         elapsed = self.elapsed_s(stamp_ns)
@@ -302,7 +309,17 @@ class DisintegrationSession:
             self._stop = StopReason.MAX_DURATION
         return LiveSample(stamp_ns, elapsed, analysis, self._live_regime(elapsed, analysis), self._stop)
 
-    def _present(self, measurement: DropletMeasurement) -> bool:
+    def _is_contact(self, measurement: DropletMeasurement) -> bool:
+        """The droplet has landed: a measured droplet of at least CONTACT_VOLUME_FRACTION of the
+        dispensed volume (MIN_CONTACT_VOLUME_M3 when that is unknown). A few stray droplet
+        pixels near the needle before the droplet arrives must not start the clock."""
+        if measurement.status is not FrameStatus.OK or not self.droplet_in_view(measurement):
+            return False
+        dispensed = self.settings.droplet_volume_m3
+        floor = CONTACT_VOLUME_FRACTION * dispensed if dispensed > 0 else MIN_CONTACT_VOLUME_M3
+        return measurement.droplet_volume_m3 >= floor
+
+    def droplet_in_view(self, measurement: DropletMeasurement) -> bool:
         """A droplet is in view: cut by the frame edge, or measured at least MIN_DROPLET_HEIGHT_PX tall.
 
         The height floor keeps a one-pixel strip along a glossy tablet top (a segmentation
@@ -318,7 +335,7 @@ class DisintegrationSession:
 
     def _track_absorption(self, elapsed: float, measurement: DropletMeasurement) -> None:
         status = measurement.status
-        if self._present(measurement):
+        if self.droplet_in_view(measurement):
             self._absent_since_s = None
         elif status in (FrameStatus.NO_DROPLET, FrameStatus.OK):
             if self._absent_since_s is None:
@@ -360,8 +377,9 @@ class DisintegrationSession:
         measured = int(self._statuses[FrameStatus.OK.value])
         if self._contact_ns is None:
             message = (
-                f"no droplet was detected in {self.frames_analysed} analysed frames; check that the pump "
-                "placed a droplet, that the tablet is in the camera's view, and the lighting"
+                f"no droplet landed in {self.frames_analysed} analysed frames (statuses: "
+                f"{dict(self._statuses)}); check that the pump placed a droplet, that the tablet is in "
+                "the camera's view, the lighting and the segmentation model"
             )
         elif measured < MIN_MEASURED_FRAMES:
             message = (
