@@ -3,7 +3,9 @@
 What is measured (side view of a backlit sessile drop, physics notes "sessile-drop
 disintegration test"):
 
-- droplet area: droplet pixel count x pixel area (the projected side area);
+- droplet area: droplet pixel count x pixel area (the projected side area); when the
+  droplet pixels fill less than half their bounding box (specks or a second blob from an
+  imperfect segmentation) only the largest blob counts;
 - the tablet's top and bottom edges as two parallel lines fitted to the tablet label's
   column tops and bottoms over the central part of the tablet. Their common slope is the
   scene's tilt (a camera is never perfectly level), the top line is the droplet's
@@ -62,6 +64,7 @@ LOCAL_FIT_FRACTION = 0.4  # local side fits use edge points below this fraction 
 LOCAL_FIT_MIN_HEIGHT_PX = 10.0  # ... but at least up to this height above the baseline
 _TABLET_CENTRAL_FRACTION = 0.7  # central part of the tablet's columns used for its edge lines
 _LINE_OUTLIER_PX = 2.0
+SPARSE_FILL_FRACTION = 0.5  # droplet pixels below this fraction of their box: keep the largest blob
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,8 @@ def measure_geometry(labels: NDArray[np.uint8], pixel_size_m: float) -> DropletG
             stage=bottom,
         )
     x, y, w, h = cv2.boundingRect(drop)
+    if count < SPARSE_FILL_FRACTION * w * h:
+        x, y, w, h, count = _main_blob(drop, x, y, w, h)
     rows, cols = labels.shape
     if x == 0 or y == 0 or x + w == cols or y + h == rows:
         return DropletGeometry(
@@ -162,6 +167,22 @@ def measure_geometry(labels: NDArray[np.uint8], pixel_size_m: float) -> DropletG
     return _droplet(
         drop[y : y + h, x : x + w].astype(bool), x, y, count, top, bottom, tablet_height_m, pixel_size_m
     )
+
+
+def _main_blob(drop: NDArray[np.uint8], x: int, y: int, w: int, h: int) -> tuple[int, int, int, int, int]:
+    """Keep only the largest droplet blob (zeroing the rest inside ``drop``, a fresh array):
+    a cap fills at least two thirds of its bounding box, so a sparse box means specks or a
+    second blob from an imperfect segmentation, which would corrupt the edge fits and the
+    edge check. Returns the blob's bounding box and pixel count."""
+    window = drop[y : y + h, x : x + w]
+    count, components, stats, _ = cv2.connectedComponentsWithStats(window, connectivity=8)
+    if count <= 2:
+        return x, y, w, h, int(np.count_nonzero(window))
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    window[components != largest] = 0
+    left, top, width, height, area = (int(v) for v in stats[largest])
+    logger.debug("droplet label has %d blobs; measuring the largest (%d px)", count - 1, area)
+    return x + left, y + top, width, height, area
 
 
 def _check_inputs(labels: NDArray[np.uint8], pixel_size_m: float) -> None:

@@ -143,6 +143,20 @@ def test_a_droplet_that_is_no_cap_is_measured_by_its_sides() -> None:
     assert m.tablet_height_m == pytest.approx(100 * PIXEL, abs=0.01 * PIXEL)
 
 
+def test_specks_and_a_stray_blob_of_a_poor_segmentation_are_ignored() -> None:
+    labels = labels_of(DropletScene(TABLET_D, TABLET_H, 1.6e-3, math.radians(75.0)), "tilted +1.5")
+    clean = measure(labels, PIXEL)
+    noisy = labels.copy()
+    rng = np.random.default_rng(0)
+    noisy[rng.integers(0, 200, 40), rng.integers(0, 640, 40)] = LABEL_DROPLET  # specks, one may hit row 0
+    noisy[0, 5] = LABEL_DROPLET  # on the frame edge
+    noisy[60:70, 500:515] = LABEL_DROPLET  # a reflection taken for droplet
+    m = measure(noisy, PIXEL)
+    assert m.status is FrameStatus.OK
+    assert m.droplet_area_m2 == clean.droplet_area_m2
+    assert m.contact_angle_rad == pytest.approx(clean.contact_angle_rad, abs=1e-9)
+
+
 def test_bad_inputs_are_caller_errors_with_sentences() -> None:
     labels = np.zeros((480, 640), np.uint8)
     with pytest.raises(VisionError, match="HxW uint8"):
