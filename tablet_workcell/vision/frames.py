@@ -26,6 +26,8 @@ from tablet_workcell.vision.types import FrameStatus
 logger = logging.getLogger(__name__)
 
 ACCEPTED_ENCODINGS = ("mono8", "bgr8", "rgb8")
+# OpenCV-style names some drivers publish; cv_bridge reads them as mono8 / bgr8.
+ENCODING_ALIASES = {"8UC1": "mono8", "8UC3": "bgr8"}
 DARK_LEVEL = 40  # a frame whose brightest 1 % stays below this grey level is unlit
 SATURATED_LEVEL = 250  # a frame whose darkest 1 % is above this grey level is washed out
 BRIGHT_FRACTION = 0.01  # "brightest / darkest 1 %" of the subsample
@@ -60,9 +62,10 @@ def check_frame(
     """Check one frame; never raises for bad input (that is what the status is for).
 
     ``expected_shape`` is the configured camera's (rows, columns); None accepts any size.
-    ``encoding`` is the sensor_msgs/Image encoding when known; None infers it from the
-    array (HxW: mono8, HxWx3: bgr8).
+    ``encoding`` is the sensor_msgs/Image encoding when known (8UC1/8UC3 read as
+    mono8/bgr8); None infers it from the array (HxW: mono8, HxWx3: bgr8).
     """
+    encoding = ENCODING_ALIASES.get(encoding, encoding) if encoding is not None else None
     rejected = _array_problem(image)
     if rejected is not None:
         return _reject(*rejected)

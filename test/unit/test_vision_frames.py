@@ -28,8 +28,10 @@ def test_rendered_bgr_and_mono_frames_pass_unchanged() -> None:
         check = check_frame(image, SHAPE)
         assert check.ok and check.status is FrameStatus.OK and check.message == ""
         assert check.image is image  # no copy for the encodings segmenters take as they are
-    declared = check_frame(frame(False), SHAPE, encoding="mono8")
-    assert declared.ok
+    for encoding in ("mono8", "8UC1"):
+        assert check_frame(frame(False), SHAPE, encoding).ok
+    for encoding in ("bgr8", "8UC3"):
+        assert check_frame(frame(True), SHAPE, encoding).ok
 
 
 def test_single_channel_3d_frame_is_squeezed_to_mono() -> None:
