@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import sys
 import threading
 import time
@@ -276,13 +277,21 @@ def test_a_test_end_to_end_against_the_truth_then_cancel_and_estop(
         assert len(cell.truth()["dispenses"]) == landed + 1  # only E-ros-3's droplet
 
 
-def test_a_missing_model_fails_configure_with_diagnostics(tmp_path: Path, ros_domain_id: int) -> None:
-    missing = tmp_path / "nowhere.onnx"
-    with station(tmp_path, {"model_path": str(missing)}, full=False) as cell:
+@pytest.mark.parametrize("problem", ["missing", "mismatched"])
+def test_a_missing_or_mismatched_model_fails_configure_with_diagnostics(
+    tmp_path: Path, ros_domain_id: int, problem: str
+) -> None:
+    model = tmp_path / "droplet_segmentation.onnx"
+    if problem == "mismatched":  # the card of the shipped model beside a model that is not it
+        model.write_bytes(MODEL.read_bytes() + b"\0")
+        shutil.copy(MODEL.with_suffix(".card.json"), tmp_path / "droplet_segmentation.card.json")
+    expected = "does not exist" if problem == "missing" else "do not belong together"
+    with station(tmp_path, {"model_path": str(model)}, full=False) as cell:
         status = cell.wait(lambda: cell.diagnostic("disintegration"), "the node's diagnostics")
         assert status.level == DiagnosticStatus.ERROR
-        assert "does not exist" in status.message and str(missing) in status.message
+        assert expected in status.message and str(model) in status.message
         assert cell.state("disintegration") == "unconfigured"
+        assert cell.station_state("disintegration") == StationStatus.STATE_FAULT
 
 
 def test_the_classical_segmenter_needs_no_model(tmp_path: Path, ros_domain_id: int) -> None:
