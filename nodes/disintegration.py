@@ -268,7 +268,11 @@ class DisintegrationNode(DeviceNode):
         finally:
             with self._live_lock:
                 self._live = None
+        try:
             result, stats = live.finish()
+        except VisionError as error:  # the analysis thread hangs or the recording broke
+            self.record_error(self._model_health, DeviceError("disintegration", str(error), "analysis"))
+            return self._finish(goal_handle, False, f"{failure or 'the test ended'}; {error}")
         self.get_logger().info(f"live analysis: {stats.describe()}")
         message = result.message
         if failure:
