@@ -14,16 +14,20 @@ It encodes what a goniometer operator knows about the scene instead of learning 
 3. The tablet is the dark rectangle standing on the stage: its columns are those where the
    dark run rises above the baseline, its height the plateau of that rise (columns under
    the droplet rise higher).
-4. The droplet is the dark blob above the tablet's top connected to it; the lens highlight
-   inside it is a hole that is filled; a needle joined to it (a bar from the frame's top
-   edge) is cut where the blob becomes wider than the needle.
+4. The droplet is every dark piece standing on the tablet's top (a lens highlight reaching
+   the edge can split a small droplet); rows are filled between their ends and holes are
+   closed together with the tablet (the highlight); a needle joined to it (a bar from the
+   frame's top edge) is cut where the blob becomes wider than the needle. A single row
+   of dark pixels along the tablet's edge is not a droplet.
 5. Every edge is then placed at the mid-level between that object's own darkness and the
    backlight (re-thresholding near the coarse edge), because a fixed fraction would put
    blurred edges of pale and of dark objects in different places.
 
-Known limits (measured numbers in docs/disintegration.md): a glossy pale tablet top can
-merge with the backlight, a needle dipping into the droplet hides its apex, and a dark
-blob in the background touching the droplet is taken for droplet.
+Known limits (measured numbers in docs/disintegration.md): small, blurred, pale droplets
+lose their apex rows or gain the tablet's top row; a glossy pale tablet top can shift the
+tablet-top line by up to a pixel; a needle dipping into the droplet hides its apex; a dark
+blob in the background touching the droplet is taken for droplet. It assumes the stage is
+visible at both sides of the frame (outer 10 % of the columns) with the tablet between.
 """
 
 from __future__ import annotations
@@ -73,31 +77,11 @@ class ClassicalSegmenter:
         smooth = np.asarray(cv2.GaussianBlur(grey, (3, 3), 0), dtype=np.uint8)
         background = _backlight(smooth)
         dark = _dark(smooth, background, self.dark_fraction)
-        top_run = _bottom_run_top(dark)
-        stage = _stage_line(top_run, rows)
-        if stage is None:
-            logger.debug("no stage found: no bottom band of dark columns at both sides")
+        lines = self._tablet_lines(smooth, background, dark)
+        if lines is None:
             return Segmentation(labels)
-        intercept, slope = stage
-        xs = np.arange(cols, dtype=np.float64) + 0.5
-        base_y = intercept + slope * xs
-        rise = base_y - top_run
-        tablet_cols = _tablet_columns(rise)
-        if tablet_cols is None:
-            return Segmentation(labels)
-        left, right = tablet_cols
-        tablet_rise = _tablet_rise(rise[left : right + 1])
-        top_y = base_y - tablet_rise
-        if self.refine_edges:
-            intercept, slope = _refine_line(smooth, background, intercept, slope, _stage_columns(cols), 0.0)
-            base_y = intercept + slope * xs
-            trim = max(int(0.03 * (right - left)), 3)
-            inner = np.arange(left + trim, right - trim + 1)
-            flat = inner[base_y[inner] - top_run[inner] <= tablet_rise + 1.5]
-            top, top_slope = _refine_line(smooth, background, intercept, slope, flat, tablet_rise)
-            top_y = top + top_slope * xs
+        base_y, top_y, (c0, c1) = lines
         y_centres = np.arange(rows, dtype=np.float64)[:, None] + 0.5
-        c0, c1 = max(left - 4, 0), min(right + 5, cols)
         r0 = max(math.floor(min(top_y[c0:c1].min(), base_y[c0:c1].min())) - 1, 0)
         r1 = min(math.ceil(base_y[c0:c1].max()) + 1, rows)
         band = (y_centres[r0:r1] >= top_y[None, c0:c1]) & (y_centres[r0:r1] < base_y[None, c0:c1])
@@ -117,6 +101,38 @@ class ClassicalSegmenter:
         if droplet is not None:
             labels[droplet] = LABEL_DROPLET
         return Segmentation(labels)
+
+    def _tablet_lines(
+        self, smooth: U8, background: F32, dark: U8
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], tuple[int, int]] | None:
+        """Per column, the image y of the stage top and of the tablet top, and the tablet's
+        column span (with a small margin); None when no stage or no tablet is found."""
+        rows, cols = dark.shape
+        top_run = _bottom_run_top(dark)
+        stage = _stage_line(top_run, rows)
+        if stage is None:
+            logger.debug("no stage found: no bottom band of dark columns at both sides")
+            return None
+        intercept, slope = stage
+        xs = np.arange(cols, dtype=np.float64) + 0.5
+        base_y = intercept + slope * xs
+        rise = base_y - top_run
+        tablet_cols = _tablet_columns(rise)
+        if tablet_cols is None:
+            logger.debug("no tablet found: no run of columns rising above the stage")
+            return None
+        left, right = tablet_cols
+        tablet_rise = _tablet_rise(rise[left : right + 1])
+        top_y = base_y - tablet_rise
+        if self.refine_edges:
+            intercept, slope = _refine_line(smooth, background, intercept, slope, _stage_columns(cols), 0.0)
+            base_y = intercept + slope * xs
+            trim = max(int(0.03 * (right - left)), 3)
+            inner = np.arange(left + trim, right - trim + 1)
+            flat = inner[base_y[inner] - top_run[inner] <= tablet_rise + 1.5]  # no droplet on them
+            top, top_slope = _refine_line(smooth, background, intercept, slope, flat, tablet_rise)
+            top_y = top + top_slope * xs
+        return base_y, top_y, (max(left - 4, 0), min(right + 5, cols))
 
 
 def _backlight(grey: U8) -> F32:
