@@ -25,8 +25,8 @@ It encodes what a goniometer operator knows about the scene instead of learning 
 
 Known limits (measured numbers in docs/disintegration.md): small, blurred, pale droplets
 lose their apex rows or gain the tablet's top row; a glossy pale tablet top can shift the
-tablet-top line by up to a pixel; a needle dipping into the droplet hides its apex; a dark
-blob in the background touching the droplet is taken for droplet. It assumes the stage is
+tablet-top line by up to a pixel; a dark blob in the background touching the droplet is
+taken for droplet. It assumes the stage is
 visible at both sides of the frame (outer 10 % of the columns) with the tablet between.
 """
 

@@ -79,6 +79,20 @@ def test_needle_joined_to_the_droplet_is_cut_off() -> None:
     assert d[0] / d[1] > 0.95
 
 
+@pytest.mark.parametrize("angle_deg", [40.0, 100.0])
+def test_needle_dipping_into_the_droplet_is_cut_off(angle_deg: float) -> None:
+    """While dispensing, the needle tip sits inside the droplet and hides its apex."""
+    probe = DropletScene(8e-3, 3e-3, 1.8e-3, math.radians(angle_deg))
+    apex_m = probe.tablet_height_m + probe.droplet_height_m
+    scene = DropletScene(8e-3, 3e-3, 1.8e-3, math.radians(angle_deg), needle_tip_height_m=apex_m - 0.3e-3)
+    frame = render(scene, RenderSettings(rotation_deg=0.8), np.random.default_rng(0))
+    labels = ClassicalSegmenter().segment(frame.image).labels
+    d = iou(labels == LABEL_DROPLET, frame.mask == LABEL_DROPLET)
+    assert d[0] / d[1] > 0.98
+    m = measure(labels, frame.pixel_size_m)
+    assert math.degrees(m.contact_angle_rad) == pytest.approx(angle_deg, abs=1.5)
+
+
 def test_separate_needle_and_background_blob_are_not_droplet() -> None:
     scene = DropletScene(8e-3, 3e-3, 1.5e-3, math.radians(60.0), needle_tip_height_m=6e-3)
     settings = RenderSettings(clutter_strength=-0.15, clutter_x=0.2, clutter_y=0.2)
