@@ -120,6 +120,8 @@ def measure_geometry(labels: NDArray[np.uint8], pixel_size_m: float) -> DropletG
     Raises :class:`VisionError` for a label map that is not an HxW uint8 array or a pixel
     size that is not a positive finite number (caller bugs); a frame without droplet,
     without tablet or with the droplet cut by the frame edge is a status, not an error.
+    A droplet too flat or small for any edge fit (a few rows) keeps status OK and its
+    area, with NaN angle, base, height and volume.
     """
     _check_inputs(labels, pixel_size_m)
     tablet = _fit_tablet(labels)
@@ -369,11 +371,10 @@ def _droplet(
             base_px = right[0] - left[0]
             angle = 0.5 * (left[1] + right[1])
             height_px = apex_px
-    status, message = FrameStatus.OK, ""
     volume_px3 = math.pi * height_px * (0.75 * base_px * base_px + height_px * height_px) / 6.0
     measurement = DropletMeasurement(
-        status,
-        message,
+        FrameStatus.OK,
+        "",
         droplet_area_m2=count * pixel_size_m**2,
         base_width_m=base_px * pixel_size_m,
         droplet_height_m=height_px * pixel_size_m,
