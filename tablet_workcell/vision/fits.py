@@ -63,6 +63,21 @@ def _solve(
     upper: Sequence[float],
 ) -> tuple[F64, F64, float]:
     """Best of several starts; returns (parameters, standard errors, residual sum of squares)."""
+    x, errors, _covariance, rss = solve_least_squares(name, residuals, starts, lower, upper)
+    return x, errors, rss
+
+
+def solve_least_squares(
+    name: str,
+    residuals: Callable[[F64], F64],
+    starts: Sequence[Sequence[float]],
+    lower: Sequence[float],
+    upper: Sequence[float],
+) -> tuple[F64, F64, F64, float]:
+    """Best of several starts: (parameters, standard errors, covariance, residual sum of squares).
+
+    The covariance has NaN rows/columns for parameters held by their bounds or not identifiable.
+    """
     best = None
     for start in starts:
         x0 = np.clip(
@@ -90,10 +105,12 @@ def _solve(
     jac = np.asarray(best.jac)[:, free]
     jtj = jac.T @ jac
     errors = np.where(free, math.inf, 0.0)
+    covariance = np.full((free.size, free.size), np.nan)
     if np.all(np.isfinite(jtj)) and np.linalg.cond(jtj) < 1e14:
-        covariance = np.linalg.inv(jtj) * rss / dof
-        errors[free] = np.sqrt(np.maximum(np.diag(covariance), 0.0))
-    return np.asarray(best.x, dtype=np.float64), errors, rss
+        inner = np.linalg.inv(jtj) * rss / dof
+        covariance[np.ix_(free, free)] = inner
+        errors[free] = np.sqrt(np.maximum(np.diag(inner), 0.0))
+    return np.asarray(best.x, dtype=np.float64), errors, covariance, rss
 
 
 def _r_squared(rss: float, y: F64) -> float:

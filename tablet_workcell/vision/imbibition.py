@@ -96,3 +96,20 @@ def droplet_volume_m3(time_s: F64, v0_m3: float, c: float, v_s: float, geometry:
     """Droplet volume left on the tablet: V0 - absorbed(L(t)), floored at zero."""
     absorbed = geometry.absorbed_volume_m3(front_depth_m(time_s, c, v_s))
     return np.asarray(np.maximum(v0_m3 - absorbed, 0.0), dtype=np.float64)
+
+
+def depth_for_absorbed_volume_m(absorbed_m3: F64, geometry: WettingGeometry) -> F64:
+    """Front depth L whose wetted region holds ``absorbed_m3`` (inverse of absorbed_volume_m3).
+
+    Bisection on [0, L_max] (the absorbed volume grows monotonically with L); NaN stays NaN.
+    """
+    absorbed = np.asarray(absorbed_m3, dtype=np.float64)
+    top = 4.0 * geometry.tablet_thickness_m + 4.0 * geometry.base_radius_m
+    low = np.zeros_like(absorbed)
+    high = np.full_like(absorbed, top)
+    for _ in range(50):
+        mid = 0.5 * (low + high)
+        below = geometry.absorbed_volume_m3(mid) < absorbed
+        low = np.where(below, mid, low)
+        high = np.where(below, high, mid)
+    return np.asarray(np.where(np.isfinite(absorbed), 0.5 * (low + high), np.nan), dtype=np.float64)

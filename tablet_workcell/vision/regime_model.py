@@ -2,15 +2,23 @@
 
 Input contract (the card's ``input_contract``; :func:`regime_features` is the one
 implementation the training script and the runtime share): the record [t0, t_end] is cut
-into ``steps`` equal bins; per bin six channels, float32, shape [1, 6, steps]:
+into ``steps`` equal bins; each channel is the mean of the bin's valid frames (empty bins
+interpolated), float32, shape [1, 9, steps], from a
+:class:`~tablet_workcell.vision.series_inputs.PreparedSeries`:
 
-0. droplet volume / start volume (NaN frames skipped, linear interpolation between the
-   valid ones; a gone droplet is 0);
+0. droplet volume / start volume (a gone droplet is 0);
 1. droplet side area / start area;
 2. tablet swelling (h - h_start) / h_start / 0.3 (0.3: a typical strain, keeps it O(1));
 3. share of the bin's frames that were valid (1 when all were measured);
 4. bin centre / duration (where in the record the bin lies);
-5. log10(duration / 60 s) (the record's time scale; the same in every bin).
+5. log10(duration / 60 s) (the record's time scale; the same in every bin);
+6. front depth / tablet thickness, the depth the absorbed volume implies through the
+   wetting geometry (0 once the droplet is gone);
+7. log10(L^2 / t / 1e-7 m^2/s), clipped to +-3: flat while capillarity dominates (L^2 = C
+   t), rising once the swelling term takes over (the boundary is where L^2/t has grown to
+   about 1.6 C), which a small network cannot easily derive from noisy volumes itself;
+8. log10(d(L^2)/dt / 1e-7 m^2/s), smoothed over 5 bins, clipped to +-3, 0 once the droplet
+   is gone: d(L^2)/dt = C + 2 v_s L starts at C and doubles exactly at the boundary.
 
 Output: logits [1, 3, steps] for ABSORPTION, SWELLING, COMPLETE. Decoding keeps the
 physical order (regimes never go back): the monotone labelling with the highest summed
@@ -40,55 +48,91 @@ from numpy.typing import NDArray
 from tablet_workcell.vision import regimes
 from tablet_workcell.vision.fits import SPREADING_END_S
 from tablet_workcell.vision.imbibition import F64
+from tablet_workcell.vision.series_inputs import PreparedSeries
 from tablet_workcell.vision.types import ModelError, RegimeInterval
 
 logger = logging.getLogger(__name__)
 
 CARD_FORMAT = 1
 STEPS = 256
-CHANNELS = ("volume", "area", "swelling", "valid", "position", "log_duration")
+CHANNELS = ("volume", "area", "swelling", "valid", "position", "log_duration", "depth", "washburn", "uptake")
 CLASSES = ("absorption", "swelling", "complete")
 CLASS_REGIMES = (regimes.ABSORPTION, regimes.SWELLING, regimes.COMPLETE)
 SWELLING_SCALE = 0.3
 REFERENCE_DURATION_S = 60.0
+WASHBURN_REFERENCE_M2_PER_S = 1e-7
+UPTAKE_SMOOTHING_STEPS = 5
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "regime_segmentation.onnx"
 
 
-def regime_features(
-    time_s: F64, droplet_volume_m3: F64, droplet_area_m2: F64, tablet_height_m: F64, steps: int = STEPS
-) -> NDArray[np.float32]:
-    """The network input [6, steps] of one record (see the module doc for the channels)."""
-    t = np.asarray(time_s, dtype=np.float64)
-    if t.size < 2 or not np.all(np.isfinite(t)) or t[-1] <= t[0]:
-        raise ModelError(f"a regime series needs at least 2 finite, increasing times; got {t.size} samples.")
+def regime_features(prepared: PreparedSeries, steps: int = STEPS) -> NDArray[np.float32]:
+    """The network input [9, steps] of one prepared record (see the module doc for the channels)."""
+    t = prepared.time_s
     duration = float(t[-1] - t[0])
     edges = t[0] + duration * np.arange(steps + 1) / steps
     centres = 0.5 * (edges[:-1] + edges[1:])
-    start = t >= t[0] + SPREADING_END_S
-    volume = _relative(t, np.asarray(droplet_volume_m3, dtype=np.float64), start, centres)
-    area = _relative(t, np.asarray(droplet_area_m2, dtype=np.float64), start, centres)
-    height = np.asarray(tablet_height_m, dtype=np.float64)
-    swelling = (_relative(t, height, start, centres) - 1.0) / SWELLING_SCALE
-    valid = np.isfinite(droplet_volume_m3) | np.isfinite(droplet_area_m2)
     bins = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, steps - 1)
+    start = t >= t[0] + SPREADING_END_S
+    volume = _binned(bins, _relative(prepared.volume_m3, start), centres)
+    area = _binned(bins, _relative(prepared.area_m2, start), centres)
+    swelling = (_binned(bins, _relative(prepared.tablet_height_m, start), centres) - 1.0) / SWELLING_SCALE
+    valid = np.isfinite(prepared.volume_m3) | np.isfinite(prepared.area_m2)
     total = np.bincount(bins, minlength=steps).astype(np.float64)
     good = np.bincount(bins, weights=valid.astype(np.float64), minlength=steps)
     share = np.where(total > 0, good / np.maximum(total, 1.0), 1.0)
     position = (centres - t[0]) / duration
     log_duration = np.full(steps, math.log10(duration / REFERENCE_DURATION_S))
-    return np.stack([volume, area, swelling, share, position, log_duration]).astype(np.float32)
+    depth = prepared.front_depth_m()
+    present = prepared.volume_m3 > 0  # after the droplet is gone the depth is no longer measured
+    depth = np.where(present, depth, np.nan)
+    relative_depth = _binned(bins, depth / prepared.geometry.tablet_thickness_m, centres)
+    elapsed = np.maximum(t - t[0], SPREADING_END_S)
+    washburn = np.log10(np.maximum(depth**2 / elapsed, 1e-12) / WASHBURN_REFERENCE_M2_PER_S)
+    washburn = np.clip(_binned(bins, np.where(start, washburn, np.nan), centres), -3.0, 3.0)
+    uptake = _uptake(
+        centres, _binned(bins, depth**2, centres), _binned(bins, np.where(present, 1.0, 0.0), centres)
+    )
+    channels = [volume, area, swelling, share, position, log_duration, relative_depth, washburn, uptake]
+    return np.nan_to_num(np.stack(channels), nan=0.0).astype(np.float32)
 
 
-def _relative(t: F64, values: F64, start: NDArray[np.bool_], centres: F64) -> F64:
-    """Values / their start level (median of the first 10 valid after spreading), resampled."""
+def _uptake(centres: F64, depth_squared: F64, present: F64) -> F64:
+    """log10 of d(L^2)/dt = C + 2 v_s L (smoothed over UPTAKE_SMOOTHING_STEPS bins), 0 once gone.
+
+    Linear in L, so it starts at C and doubles exactly where swelling takes over
+    (2 v_s L = C): the boundary as a level crossing rather than a change of curvature.
+    """
+    rate = np.gradient(depth_squared, centres)
+    kernel = np.ones(UPTAKE_SMOOTHING_STEPS) / UPTAKE_SMOOTHING_STEPS
+    smooth = np.convolve(np.pad(rate, UPTAKE_SMOOTHING_STEPS // 2, mode="edge"), kernel, mode="valid")[
+        : centres.size
+    ]
+    level = np.log10(np.maximum(smooth, 1e-12) / WASHBURN_REFERENCE_M2_PER_S)
+    return np.asarray(np.where(present > 0.5, np.clip(level, -3.0, 3.0), 0.0), dtype=np.float64)
+
+
+def _relative(values: F64, start: NDArray[np.bool_]) -> F64:
+    """Values / their start level (median of the first 10 valid after spreading)."""
     finite = np.isfinite(values)
-    if finite.sum() < 2:
-        return np.zeros(centres.size)
     early = values[finite & start][:10]
-    level = float(np.median(early)) if early.size and np.median(early) > 0 else float(np.max(values[finite]))
+    level = float(np.median(early)) if early.size else math.nan
     if not level > 0:
-        return np.zeros(centres.size)
-    return np.asarray(np.interp(centres, t[finite], values[finite] / level), dtype=np.float64)
+        finite_values = values[finite]
+        level = float(np.max(finite_values)) if finite_values.size else math.nan
+    return values / level if level > 0 else np.full(values.shape, np.nan)
+
+
+def _binned(bins: NDArray[np.int64], values: F64, centres: F64) -> F64:
+    """Mean of the finite values in each bin; empty bins interpolated from their neighbours."""
+    finite = np.isfinite(values)
+    steps = centres.size
+    if not finite.any():
+        return np.zeros(steps)
+    sums = np.bincount(bins[finite], weights=values[finite], minlength=steps)
+    counts = np.bincount(bins[finite], minlength=steps)
+    filled = counts > 0
+    means = sums[filled] / counts[filled]
+    return np.asarray(np.interp(centres, centres[filled], means), dtype=np.float64)
 
 
 def monotone_decode(log_probabilities: NDArray[np.float32] | F64) -> NDArray[np.int64]:
@@ -208,12 +252,10 @@ class RegimeModel:
         shifted = logits - logits.max(axis=0, keepdims=True)
         return np.asarray(shifted - np.log(np.exp(shifted).sum(axis=0, keepdims=True)), dtype=np.float64)
 
-    def regimes(
-        self, time_s: F64, droplet_volume_m3: F64, droplet_area_m2: F64, tablet_height_m: F64
-    ) -> tuple[RegimeInterval, ...]:
-        features = regime_features(time_s, droplet_volume_m3, droplet_area_m2, tablet_height_m, self.steps)
-        classes = monotone_decode(self.class_log_probabilities(features))
-        return labels_to_regimes(np.asarray(time_s, dtype=np.float64), classes)
+    def regimes(self, prepared: PreparedSeries) -> tuple[RegimeInterval, ...]:
+        """Regime intervals of one prepared series (series_inputs.prepare_series)."""
+        classes = monotone_decode(self.class_log_probabilities(regime_features(prepared, self.steps)))
+        return labels_to_regimes(prepared.time_s, classes)
 
 
 def load_regime_model(model: object) -> RegimeModel:

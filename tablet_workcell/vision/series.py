@@ -42,21 +42,21 @@ import numpy as np
 from tablet_workcell.vision import fits, regimes
 from tablet_workcell.vision.fits import FitError
 from tablet_workcell.vision.imbibition import F64, WettingGeometry, time_at_depth
-from tablet_workcell.vision.regime_model import load_regime_model
-from tablet_workcell.vision.types import Fit, SeriesAnalysis, VisionError
+from tablet_workcell.vision.joint_fit import fit_joint
+from tablet_workcell.vision.regime_model import RegimeModel, load_regime_model
+from tablet_workcell.vision.series_inputs import SeriesError, prepare_series
+from tablet_workcell.vision.types import Fit, RegimeInterval, SeriesAnalysis
 
 logger = logging.getLogger(__name__)
 
 V_S_MAX_RELATIVE_ERROR = 0.25
+JOINT_AGREEMENT_SIGMAS = 3.0
 BOND_STRESS_SCALE_PA = 0.1e6
 DISSOLUTION_RATE_PER_S = 0.004
 MAX_DISINTEGRATION_S = 3600.0
-PINNED_VOLUME_FRACTION = 0.8  # the base stays pinned until the angle halves, well below this volume
 VOLUME_MISMATCH = 0.25
 
-
-class SeriesError(VisionError):
-    """A series that cannot be analysed at all (wrong shapes, too short, impossible parameters)."""
+__all__ = ["SeriesError", "analyse_series", "predicted_disintegration_time_s", "prepare_series"]
 
 
 def analyse_series(
@@ -69,7 +69,7 @@ def analyse_series(
     tablet_thickness_m: float,
     base_radius_m: float | None = None,
     droplet_volume_dispensed_m3: float | None = None,
-    regime_model: object | str | Path | None = None,
+    regime_model: RegimeModel | str | Path | None = None,
     base_width_m: Sequence[float] | F64 | None = None,
     tablet_diameter_m: float | None = None,
     tensile_strength_pa: float | None = None,
@@ -78,31 +78,29 @@ def analyse_series(
     """Regimes, fits, absorption time and predicted disintegration time of one test.
 
     ``regime_model``: a loaded :class:`~tablet_workcell.vision.regime_model.RegimeModel`
-    or the path of its ONNX file; None uses the physics baseline. Raises SeriesError only
-    when nothing can be analysed; partial failures become ``messages``.
+    or the path of its ONNX file; None uses the physics baseline (:func:`baseline_regimes`
+    of the same fits gives the baseline next to a model's answer). ``base_width_m`` (the
+    pipeline's per-frame base widths) sharpens the base radius and the pinned volumes.
+    Raises SeriesError only when nothing can be analysed; partial failures become
+    ``messages``.
     """
-    t, volume, area, height = _check(time_s, droplet_volume_m3, droplet_area_m2, tablet_height_m)
-    if not 0.0 < porosity < 1.0:
-        raise SeriesError(f"tablet porosity {porosity!r} must lie strictly between 0 and 1 (e.g. 0.13).")
-    if not tablet_thickness_m > 0:
-        raise SeriesError(f"tablet thickness {tablet_thickness_m!r} m must be positive (e.g. 1.5e-3).")
+    prepared = prepare_series(
+        time_s,
+        droplet_volume_m3,
+        droplet_area_m2,
+        tablet_height_m,
+        porosity=porosity,
+        tablet_thickness_m=tablet_thickness_m,
+        base_radius_m=base_radius_m,
+        base_width_m=base_width_m,
+        tablet_diameter_m=tablet_diameter_m,
+    )
     messages: list[str] = []
-    volume = _gone_as_zero(t, volume, area)
-    v0 = start_volume_m3(t, volume)
-    radius = (
-        base_radius_m
-        if base_radius_m is not None
-        else pinned_base_radius_m(t, volume, area, base_width_m, v0)
+    t = prepared.time_s
+    absorption, swelling, extra = _fit_all(
+        t, prepared.volume_m3, prepared.tablet_height_m, prepared.geometry, messages
     )
-    geometry = WettingGeometry(
-        porosity,
-        radius,
-        tablet_thickness_m,
-        math.inf if tablet_diameter_m is None else tablet_diameter_m / 2.0,
-    )
-    absorption, swelling, extra = _fit_all(t, volume, height, geometry, messages)
-    if absorption is not None:
-        v0 = absorption.value("V0")  # extrapolated to contact: a fast drop has lost volume by the first frame
+    v0 = absorption.value("V0") if absorption is not None else prepared.start_volume_m3
     if droplet_volume_dispensed_m3 and math.isfinite(v0):
         mismatch = v0 / droplet_volume_dispensed_m3 - 1.0
         if abs(mismatch) > VOLUME_MISMATCH:
@@ -110,21 +108,15 @@ def analyse_series(
                 f"measured start volume {v0 * 1e9:.2f} uL differs by {100 * mismatch:+.0f} % from the "
                 f"dispensed {droplet_volume_dispensed_m3 * 1e9:.2f} uL: check the pixel scale and dispense."
             )
-    gone_s = regimes.droplet_gone_time_s(t, volume if np.isfinite(volume).any() else area)
+    gone_s = regimes.droplet_gone_time_s(t, prepared.raw_volume_m3)
     if math.isnan(gone_s):
         messages.append(f"the droplet was not fully absorbed within the {t[-1] - t[0]:.1f} s record.")
-    c = absorption.value("C") if absorption else None
-    v_s = (
-        absorption.value("v_s")
-        if absorption and "v_s" in absorption.parameter_names
-        else (0.0 if c else None)
-    )
     if regime_model is None:
-        found = regimes.baseline_regimes(t, c, v_s, gone_s)
+        found = baseline_regimes(t, absorption, gone_s)
         messages.append("regimes from the physics baseline (fitted C/(2L) = v_s, droplet gone).")
     else:
         model = load_regime_model(regime_model)
-        found = model.regimes(t, volume, area, height)
+        found = model.regimes(prepared)
         messages.append(f"regimes from the learned model {model.name} {model.version[:12]}.")
     predicted = predicted_disintegration_time_s(
         absorption, swelling, tablet_thickness_m, tensile_strength_pa, soluble_fraction, messages
@@ -133,78 +125,11 @@ def analyse_series(
     return SeriesAnalysis(found, all_fits, gone_s, predicted, tuple(messages))
 
 
-def _check(*arrays: Sequence[float] | F64) -> tuple[F64, F64, F64, F64]:
-    values = [np.asarray(a, dtype=np.float64) for a in arrays]
-    shapes = {v.shape for v in values}
-    if len(shapes) != 1 or values[0].ndim != 1:
-        raise SeriesError(
-            f"time, volume, area and height must be 1-D arrays of one length; got shapes {sorted(shapes)}."
-        )
-    t = values[0]
-    if t.size < fits.MIN_POINTS or not np.all(np.isfinite(t)) or np.any(np.diff(t) <= 0):
-        raise SeriesError(
-            f"time must hold at least {fits.MIN_POINTS} finite, strictly increasing samples; got {t.size}."
-        )
-    return values[0], values[1], values[2], values[3]
-
-
-def _gone_as_zero(t: F64, volume: F64, area: F64) -> F64:
-    """Volume 0 where no volume was measured but the area says the droplet is (nearly) gone.
-
-    The pipeline reports a frame without a droplet as NO_DROPLET: volume NaN, area the few
-    droplet pixels left (or 0); that is a measurement of "gone", not a rejected frame.
-    """
-    start_area = start_volume_m3(t, area)
-    if not math.isfinite(start_area):
-        return volume
-    gone = ~np.isfinite(volume) & np.isfinite(area) & (area <= regimes.GONE_FRACTION * start_area)
-    return np.where(gone, 0.0, volume)
-
-
-def start_volume_m3(time_s: F64, volume_m3: F64) -> float:
-    """Median of the first ten valid volumes after spreading (NaN when there are none)."""
-    keep = (time_s >= fits.SPREADING_END_S) & np.isfinite(volume_m3) & (volume_m3 > 0)
-    return float(np.median(volume_m3[keep][:10])) if keep.any() else math.nan
-
-
-def pinned_base_radius_m(
-    time_s: F64, volume_m3: F64, area_m2: F64, base_width_m: Sequence[float] | F64 | None, v0_m3: float
-) -> float:
-    """Base radius while pinned: from base widths when given, else from the cap of area and volume."""
-    pinned = (time_s >= fits.SPREADING_END_S) & (volume_m3 >= PINNED_VOLUME_FRACTION * v0_m3)
-    if base_width_m is not None:
-        width = np.asarray(base_width_m, dtype=np.float64)[pinned]
-        if np.isfinite(width).sum() >= 3:
-            return float(np.nanmedian(width)) / 2.0
-    both = pinned & np.isfinite(area_m2) & (area_m2 > 0) & np.isfinite(volume_m3)
-    if both.sum() < 3:
-        raise SeriesError(
-            "the base radius cannot be measured: fewer than 3 frames with both area and volume while the "
-            "drop is pinned; pass base_radius_m or base widths."
-        )
-    return cap_base_radius_m(float(np.median(area_m2[both])), float(np.median(volume_m3[both])))
-
-
-def cap_base_radius_m(side_area_m2: float, volume_m3: float) -> float:
-    """Base radius of the spherical cap with this side-view area and volume (V^2/A^3 fixes the angle)."""
-    target = volume_m3**2 / side_area_m2**3
-    low, high = 1e-4, math.pi - 1e-4
-    for _ in range(80):  # V^2/A^3 falls monotonically with the contact angle
-        mid = 0.5 * (low + high)
-        if _ratio(mid) > target:
-            low = mid
-        else:
-            high = mid
-    theta = 0.5 * (low + high)
-    sphere = math.sqrt(side_area_m2 / (theta - math.sin(theta) * math.cos(theta)))
-    return sphere * math.sin(theta)
-
-
-def _ratio(theta: float) -> float:
-    c = math.cos(theta)
-    volume = math.pi * (2.0 - 3.0 * c + c**3) / 3.0
-    area = theta - math.sin(theta) * c
-    return volume**2 / area**3
+def baseline_regimes(time_s: F64, absorption: Fit | None, gone_s: float) -> tuple[RegimeInterval, ...]:
+    """The physics baseline from the primary absorption fit (no swelling regime without v_s)."""
+    c = absorption.value("C") if absorption is not None else None
+    v_s = absorption.value("v_s") if absorption is not None and "v_s" in absorption.parameter_names else 0.0
+    return regimes.baseline_regimes(time_s, c, v_s if c is not None else None, gone_s)
 
 
 def _fit_all(
@@ -218,33 +143,22 @@ def _fit_all(
     swelling = _attempt(
         lambda: fits.fit_swelling_first_order(t, height, c_m2_per_s=c, v_s_m_per_s=v_s), "swelling", messages
     )
-    if absorption is not None and v_s is not None:
+    if absorption is not None and swelling is not None:
+        absorption, swelling = _joint(t, volume, height, geometry, absorption, swelling, messages)
+    elif absorption is not None and v_s is not None:
         error = absorption.standard_errors[2]
         if not error <= V_S_MAX_RELATIVE_ERROR * max(v_s, 1e-30):
-            held = _held_swelling_velocity(swelling, geometry.tablet_thickness_m)
-            refit = _attempt(
-                lambda: fits.fit_washburn(t, volume, geometry, fixed_v_s=held),
-                "constrained Washburn",
+            rigid = _attempt(
+                lambda: fits.fit_washburn(t, volume, geometry, fixed_v_s=(0.0, 0.0)),
+                "rigid Washburn",
                 messages,
             )
-            if refit is not None:
+            if rigid is not None:
                 messages.append(
-                    f"v_s is not resolved by the volume record ({v_s:.3g} +- {error:.3g} m/s); "
-                    + (
-                        f"held at the tablet's swelling velocity h0 S k_s = {held[0]:.3g} m/s."
-                        if held[0] > 0
-                        else "no swelling seen, so v_s = 0 (rigid-tablet Washburn)."
-                    )
+                    f"v_s is not resolved by the volume record ({v_s:.3g} +- {error:.3g} m/s) and the tablet "
+                    "does not swell measurably: v_s = 0 (rigid-tablet Washburn)."
                 )
-                absorption = refit
-                if swelling is not None:
-                    swelling = _attempt(
-                        lambda: fits.fit_swelling_first_order(
-                            t, height, c_m2_per_s=refit.value("C"), v_s_m_per_s=held[0]
-                        ),
-                        "swelling",
-                        messages,
-                    )
+                absorption = rigid
     for name, attempt in (
         ("rigid-tablet Washburn", lambda: fits.fit_washburn(t, volume, geometry, swelling=False)),
         ("first-order absorption", lambda: fits.fit_absorption_first_order(t, volume)),
@@ -256,13 +170,33 @@ def _fit_all(
     return absorption, swelling, extra
 
 
-def _held_swelling_velocity(swelling: Fit | None, thickness_m: float) -> tuple[float, float]:
-    if swelling is None:
-        return 0.0, 0.0
-    s, k = swelling.value("S"), swelling.value("k_s")
-    value = thickness_m * s * k
-    rel = math.hypot(swelling.standard_errors[1] / max(s, 1e-30), swelling.standard_errors[2] / max(k, 1e-30))
-    return value, value * rel
+def _joint(
+    t: F64,
+    volume: F64,
+    height: F64,
+    geometry: WettingGeometry,
+    absorption: Fit,
+    swelling: Fit,
+    messages: list[str],
+) -> tuple[Fit, Fit]:
+    """The joint volume-height fit (joint_fit.py) when its v_s agrees with the volume's own."""
+    try:
+        joint_absorption, joint_swelling = fit_joint(t, volume, height, geometry, absorption, swelling)
+    except FitError as error:
+        messages.append(f"joint volume-height fit: {error}; the separate fits stand.")
+        return absorption, swelling
+    v_free, e_free = absorption.value("v_s"), absorption.standard_errors[2]
+    v_joint, e_joint = joint_absorption.value("v_s"), joint_absorption.standard_errors[2]
+    allowed = JOINT_AGREEMENT_SIGMAS * math.hypot(e_free, e_joint)
+    if not abs(v_free - v_joint) <= allowed:
+        messages.append(
+            f"the volume's v_s ({v_free:.3g} +- {e_free:.3g} m/s) and the height's h0 S k_s "
+            f"({v_joint:.3g} m/s) disagree; the separate fits stand (is the swelling-driven uptake tied "
+            "to the swelling here?)."
+        )
+        return absorption, swelling
+    messages.append("volume and tablet height fitted jointly (v_s = h0 S k_s).")
+    return joint_absorption, joint_swelling
 
 
 def _attempt(make: Callable[[], Fit], name: str, messages: list[str], quiet: bool = False) -> Fit | None:
