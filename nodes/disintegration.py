@@ -48,11 +48,11 @@ from tablet_workcell.bringup.paths import share_directory
 from tablet_workcell.devices.errors import DeviceError
 from tablet_workcell.devices.health import DeviceHealth
 from tablet_workcell.image_wire import ImageWireError, decode_image, encode_image
-from tablet_workcell.msg import DisintegrationResult
 from tablet_workcell.ros.device_node import DeviceNode
 from tablet_workcell.ros.disintegration_messages import (
+    FeedbackThrottle,
     area_point,
-    feedback_message,
+    failure_result,
     result_message,
     tablet_from_goal,
 )
@@ -191,10 +191,6 @@ class DisintegrationNode(DeviceNode):
             return
         live.submit(image.pixels, image.stamp_ns, image.encoding)
 
-    @property
-    def latest_sample(self) -> LiveSample | None:
-        return self._latest
-
     def _on_sample(self, sample: LiveSample, image: Any) -> None:
         """Worker thread, after each analysed frame: area curve, overlay, problems to diagnostics."""
         self._latest = sample
@@ -258,7 +254,7 @@ class DisintegrationNode(DeviceNode):
         with self._live_lock:
             self._live = live
         failure = ""
-        feedback = _Feedback(goal_handle, live, self)
+        feedback = FeedbackThrottle(goal_handle, live, lambda: self._latest, FEEDBACK_PERIOD_S)
         try:
             failure = (
                 self._tablet_is_dry(session)
@@ -378,7 +374,7 @@ class DisintegrationNode(DeviceNode):
         self.get_logger().info(f"droplet placed: {result.message}")
         return ""
 
-    def _follow(self, live: LiveSession, stop: threading.Event, feedback: _Feedback) -> str:
+    def _follow(self, live: LiveSession, stop: threading.Event, feedback: FeedbackThrottle) -> str:
         """Feedback until the session ends on its own (''), or why it was stopped."""
         timeout = self.values.get_float("frame_timeout_s")
         while not live.wait_done(LOOP_S):
@@ -405,34 +401,8 @@ class DisintegrationNode(DeviceNode):
     def _finish(self, goal_handle: GoalHandle, success: bool, message: str, result: Any = None) -> Any:
         end_goal(goal_handle, self.get_logger(), success, message, self.estopped.is_set())
         if result is None:
-            result = failure_result(goal_handle, message)
+            result = failure_result(str(goal_handle.request.experiment_id), message)
         return DisintegrationTest.Result(result=result)
-
-
-class _Feedback:
-    """Publishes the latest analysed frame as feedback, at most every FEEDBACK_PERIOD_S."""
-
-    def __init__(self, goal_handle: GoalHandle, live: LiveSession, node: DisintegrationNode) -> None:
-        self.goal_handle, self.live, self.node = goal_handle, live, node
-        self._next_s = 0.0
-        self._sent: LiveSample | None = None
-
-    def tick(self, force: bool = False) -> None:
-        sample = self.node.latest_sample
-        if sample is None or sample is self._sent or (not force and time.monotonic() < self._next_s):
-            return
-        self._next_s = time.monotonic() + FEEDBACK_PERIOD_S
-        self._sent = sample
-        self.goal_handle.publish_feedback(feedback_message(sample, self.live.stats()))
-
-
-def failure_result(goal_handle: GoalHandle, message: str) -> DisintegrationResult:
-    """The result of a goal that ended before any frame was analysed."""
-    result = DisintegrationResult(experiment_id=str(goal_handle.request.experiment_id), success=False)
-    result.message = message
-    result.absorption_time_s = math.nan
-    result.predicted_disintegration_time_s = math.nan
-    return result
 
 
 def main() -> int:

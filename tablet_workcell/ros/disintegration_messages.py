@@ -12,6 +12,8 @@ before them still works, with the node's defaults.
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -20,7 +22,7 @@ from geometry_msgs.msg import PointStamped
 
 from tablet_workcell.action import DisintegrationTest
 from tablet_workcell.msg import DisintegrationResult, ModelFit, RegimeSegment
-from tablet_workcell.vision.live import LiveStats
+from tablet_workcell.vision.live import LiveSession, LiveStats
 from tablet_workcell.vision.session import LiveSample, SessionResult, TabletInfo
 
 NS_PER_S = 1_000_000_000
@@ -129,3 +131,36 @@ def result_message(result: SessionResult, stamp_ns: int, model_version: str) -> 
         for fit in analysis.fits
     ]
     return message
+
+
+class FeedbackThrottle:
+    """Publishes a goal's latest analysed frame as feedback, at most every ``period_s``."""
+
+    def __init__(
+        self,
+        goal_handle: Any,
+        live: LiveSession,
+        latest: Callable[[], LiveSample | None],
+        period_s: float,
+    ) -> None:
+        self.goal_handle, self.live, self.latest, self.period_s = goal_handle, live, latest, period_s
+        self._next_s = 0.0
+        self._sent: LiveSample | None = None
+
+    def tick(self, force: bool = False) -> None:
+        """Publish when a new frame was analysed and the period is over (or ``force``)."""
+        sample = self.latest()
+        if sample is None or sample is self._sent or (not force and time.monotonic() < self._next_s):
+            return
+        self._next_s = time.monotonic() + self.period_s
+        self._sent = sample
+        self.goal_handle.publish_feedback(feedback_message(sample, self.live.stats()))
+
+
+def failure_result(experiment_id: str, message: str) -> DisintegrationResult:
+    """The result of a goal that ended before a test could run (refused, no camera)."""
+    result = DisintegrationResult(experiment_id=experiment_id, success=False)
+    result.message = message
+    result.absorption_time_s = math.nan
+    result.predicted_disintegration_time_s = math.nan
+    return result
