@@ -62,6 +62,9 @@ RESULTS = REPO / "bench" / "results"
 SEED = 31_337
 TARGET_BOUNDARY = 0.05
 TARGET_RATE = 0.10
+Example = tuple[
+    regime_cases.DropCase, DropletSeries, dict[str, np.ndarray], SeriesAnalysis, SeriesAnalysis | None
+]
 REGIME_COLOURS = {0: "#dddddd", 1: "#9ecae1", 2: "#fdae6b", 3: "#a1d99b"}
 
 
@@ -333,7 +336,7 @@ def run(
     measurer, measured_by = _measurer(segmenter)
     rng = np.random.default_rng(seed)
     pipeline_rows: list[dict[str, float]] = []
-    example: tuple[Any, ...] | None = None
+    example: Example | None = None
     for case, series, _observed in regime_cases.cases(seed, pipeline_tests, "test"):
         measured = _filmed(case, series, rng, max_frames, measurer)
         row, baseline, learned = _score(case, series, measured, model)
@@ -371,7 +374,8 @@ def run(
         json.dumps(results, indent=2) + "\n", encoding="utf-8"
     )
     if example is not None:
-        _plot(*example, out_dir / "disintegration_series.png")
+        case, series, measured, baseline, learned = example
+        _plot(case, series, measured, baseline, learned, out_dir / "disintegration_series.png")
     print(_table(results))
     return results
 

@@ -129,9 +129,9 @@ def export(net: nn.Module, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--series", type=int, default=6000, help="training series")
+    parser.add_argument("--series", type=int, default=8000, help="training series")
     parser.add_argument("--validation", type=int, default=400, help="held-out (test split) series")
-    parser.add_argument("--epochs", type=int, default=25)
+    parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=11)
@@ -257,6 +257,65 @@ def write_card(args: argparse.Namespace, model_path: Path, metrics: dict, second
     }
     card_path = model_path.with_suffix(".card.json")
     card_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    model_path.with_suffix(".card.md").write_text(card_markdown(card), encoding="utf-8")
+
+
+def card_markdown(card: dict) -> str:
+    """The card for people: what the model does, its data, its contract and its numbers."""
+    contract, training, held_out = card["input_contract"], card["training"], card["held_out"]
+    errors = card["metrics"]["boundary_error_fraction_of_duration"]
+    channels = "\n".join(f"{i}. `{name}`" for i, name in enumerate(contract["channels"]))
+    row = " | ".join(
+        (
+            f"{100 * errors['median']:.2f} %",
+            f"{100 * errors['mean']:.2f} %",
+            f"{100 * errors['p95']:.2f} %",
+            f"{100 * errors['max']:.1f} %",
+            f"{100 * errors['share_within_5_percent']:.1f} %",
+            f"{100 * card['metrics']['step_accuracy']:.2f} %",
+        )
+    )
+    return f"""# {card["name"]} {card["version"]}
+
+Learned regime model of the sessile-drop test: labels each of {contract["steps"]} time steps of a
+measured series as absorption, swelling or complete (issue #5; runtime
+`tablet_workcell/vision/regime_model.py`, onnxruntime only). The physics baseline
+(`vision/regimes.py`) is reported next to it in `bench/disintegration_series.py`.
+
+- file: `{card["file"]}` ({card["size_bytes"]} bytes), SHA-256 `{card["sha256"]}`
+- architecture: {card["architecture"]}
+- written by `{training["command"].strip()}`
+  ({training["seconds"]} s, torch {training["torch"]}, {training["date"]})
+
+## Input contract
+
+`{contract["input_name"]}`: float32 {contract["input_shape"]}, channels from
+`regime_model.regime_features(prepare_series(...))`:
+
+{channels}
+
+Output `{contract["output_name"]}`: {contract["output_shape"]} logits of {contract["classes"]}; decoding:
+{contract["decoding"]}. Spreading is the first 50 ms by definition (not learned).
+
+## Data
+
+Training: {training["series"]} series from `{training["data"]}`, seed {training["seed"]}; blend
+families {training["families"]}, porosity {training["porosity"]}, droplet volume
+{training["droplet_volume_m3"]} m^3; tablet 6-10 mm x 1-2.5 mm; 15-60 frames/s; records of
+10-120 s or 1.2-4 x the absorption time; measured with pixel quantisation (20 um), 0.6-1.4 px
+edge noise, 0.5-1.5 % area noise and 0-3 % rejected frames (`twin/observation.py`).
+
+Held out (never trained on): `{held_out["data"]}`; families {held_out["families"]},
+porosity {held_out["porosity"]}, droplet volume {held_out["droplet_volume_m3"]} m^3.
+
+## Metrics on the held-out series
+
+Boundary error = {card["metrics"]["definition"]}.
+
+| median | mean | p95 | max | within 5 % of the test | per-step accuracy |
+|---|---|---|---|---|---|
+| {row} |
+"""
 
 
 if __name__ == "__main__":

@@ -86,7 +86,7 @@ def test_boundary_error_counts_a_missing_regime_as_a_displaced_boundary() -> Non
 
 
 def test_intervals_from_labels_end_where_the_next_begins() -> None:
-    t = np.arange(6) * 0.5
+    t = np.arange(6, dtype=np.float64) * 0.5
     assert regimes.intervals_from_labels(t, [0, 1, 1, 2, 3, 3]) == (
         RegimeInterval(0, 0.0, 0.5),
         RegimeInterval(1, 0.5, 1.5),
