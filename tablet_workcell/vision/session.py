@@ -7,13 +7,17 @@ analysis (regimes, fits, figures). Given the same frames and stamps it gives the
 numbers, which is what makes re-analysis of a recording exact. The threaded wrapper that
 keeps up with a live camera is :class:`tablet_workcell.vision.live.LiveSession`.
 
-Time: the series time t is instrument time since droplet contact. Contact (t = 0) is the
-camera stamp of the first analysed frame with a measured droplet of at least a quarter of
-the dispensed volume (0.2 uL when the volume is unknown): stray droplet pixels near the
-needle before the droplet arrives do not count. The pump's completion time would be the
-alternative, but it comes from another process and clock, is not in a camera recording,
-and lags the droplet's arrival by the pump's polling; the first droplet frame is at most
-one frame interval late and is recoverable from any recording of the camera alone.
+Time: the series time t is instrument time since droplet contact. The first droplet frame
+is the first analysed frame with a measured droplet of at least a quarter of the
+dispensed volume (0.2 uL when the volume is unknown): stray droplet pixels near the
+needle before the droplet arrives do not count. The droplet landed between the previous
+analysed frame and that one; contact (t = 0) is the midpoint of their stamps, the
+unbiased estimate (the first droplet frame itself is on average half a frame interval
+late, which biases the early-time absorption fit), or the first frame's stamp when it is
+the first frame of the test. The pump's completion time would be the alternative, but it
+comes from another process and clock, is not in a camera recording, and lags the
+droplet's arrival by the pump's polling; the frame stamps are in any recording of the
+camera alone.
 ``time_scale`` converts stamp seconds into instrument seconds: 1 on hardware and with a
 simulated ROS clock (stamps are then already instrument time); the simulators' time scale
 when the stamps are wall time.
@@ -160,15 +164,20 @@ class DisintegrationSession:
             self.frames_out_of_order += 1
             logger.warning("frame stamped %d ns is not after the previous frame; left out", stamp_ns)
             return LiveSample(stamp_ns, self.elapsed_s(stamp_ns), analysis, REGIME_SPREADING, self._stop)
-        self._last_stamp_ns = stamp_ns
+        previous_ns, self._last_stamp_ns = self._last_stamp_ns, stamp_ns
         self.frames_analysed += 1
         status = analysis.measurement.status
         self._statuses[status.value] += 1
         if self._first_stamp_ns is None:
             self._first_stamp_ns = stamp_ns
         if self._contact_ns is None and self._is_contact(analysis.measurement):
-            self._contact_ns = stamp_ns
-            logger.info("droplet contact at stamp %d ns", stamp_ns)
+            # The droplet landed between the previous analysed frame and this one: the
+            # midpoint is the unbiased estimate (this frame's stamp would be late by half a
+            # frame interval on average, which biases the early-time absorption fit).
+            self._contact_ns = stamp_ns if previous_ns is None else (previous_ns + stamp_ns) // 2
+            logger.info(
+                "droplet contact at stamp %d ns (first droplet frame %d ns)", self._contact_ns, stamp_ns
+            )
         elapsed = self.elapsed_s(stamp_ns)
         if self._contact_ns is None:
             waited = (stamp_ns - self._first_stamp_ns) / NS_PER_S * self.settings.time_scale

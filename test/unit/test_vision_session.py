@@ -25,7 +25,6 @@ from tablet_workcell.image_wire import encode_image
 from tablet_workcell.twin.camera import RenderSettings
 from tablet_workcell.twin.disintegration import DropletSeries
 from tablet_workcell.twin.experiment import ExperimentSpec, ExperimentTruth, simulate_experiment
-from tablet_workcell.twin.video import film
 from tablet_workcell.vision.classical import ClassicalSegmenter
 from tablet_workcell.vision.live import LiveSession
 from tablet_workcell.vision.pipeline import FrameAnalyser
@@ -47,6 +46,8 @@ from tablet_workcell.vision.session import (
 from tablet_workcell.vision.types import FrameStatus, Segmentation, VisionError
 
 START_NS = 1_700_000_000_000_000_000  # camera stamps are absolute; the session counts from contact
+LANDING_NS = START_NS + 400_000_000
+FRAME_S = 0.1
 CAMERA = RenderSettings()
 
 
@@ -54,24 +55,32 @@ CAMERA = RenderSettings()
 class Film:
     truth: ExperimentTruth
     series: DropletSeries
-    frames: list[tuple[int, NDArray[np.uint8]]]  # (stamp ns, BGR frame), 10 frames/s
+    frames: list[tuple[int, NDArray[np.uint8]]]  # (stamp ns, BGR frame), 1 / FRAME_S frames/s
     pre_roll: int  # frames before the droplet lands (needle, no droplet)
 
 
 @pytest.fixture(scope="module")
 def twin_film() -> Film:
+    """10 frames/s; the droplet lands half a frame interval after the last dry frame (as a
+    real camera sees it: between two frames), at LANDING_NS."""
     truth = simulate_experiment(
-        ExperimentSpec({"mcc": 0.6, "lactose": 0.35, "ccs": 0.05}, test_duration_s=8.0), 0
+        ExperimentSpec(
+            {"mcc": 0.6, "lactose": 0.35, "ccs": 0.05}, test_duration_s=8.0, frame_interval_s=FRAME_S / 2
+        ),
+        0,
     )
     series = truth.droplet
     assert series is not None
     rng = np.random.default_rng(1)
     empty = series.scene(series.time_s.size - 1)  # tablet only: what the camera sees before contact
-    period_ns = round(3e9 / 30)
-    frames = [(START_NS + i * period_ns, _render_scene(empty, rng)) for i in range(4)]
-    contact = START_NS + 4 * period_ns
-    for filmed in film(series, CAMERA, rng, stride=3):
-        frames.append((contact + round(filmed.time_s * 1e9), filmed.frame.image))
+    period_ns = round(FRAME_S * 1e9)
+    frames = [
+        (LANDING_NS - period_ns // 2 - i * period_ns, _render_scene(empty, rng)) for i in range(3, -1, -1)
+    ]
+    for index in range(1, series.time_s.size, 2):  # (k + 1/2) frame intervals after landing
+        frames.append(
+            (LANDING_NS + round(series.time_s[index] * 1e9), _render_scene(series.scene(index), rng))
+        )
     return Film(truth, series, frames, 4)
 
 
@@ -120,14 +129,15 @@ def test_a_droplet_series_goes_through_with_figures_near_the_truth(twin_film: Fi
     truth = twin_film.series
     assert result.success, result.message
     assert result.stop_reason is StopReason.ABSORBED
-    # t = 0 is the first frame with a droplet: the pre-roll has none and no time.
+    # Frames before contact have no time.
     assert all(math.isnan(s.elapsed_s) for s in samples[: twin_film.pre_roll])
-    assert samples[twin_film.pre_roll].elapsed_s == 0.0
-    assert result.contact_stamp_ns == twin_film.frames[twin_film.pre_roll][0]
-    assert result.time_s[0] == 0.0 and np.all(np.diff(result.time_s) > 0)
-    # Live regimes: spreading at contact, absorption while the droplet is there, complete after.
+    # Contact is the midpoint between the last dry frame and the first droplet frame.
+    assert result.contact_stamp_ns == LANDING_NS
+    assert samples[twin_film.pre_roll].elapsed_s == pytest.approx(FRAME_S / 2)
+    assert result.time_s[0] == pytest.approx(FRAME_S / 2) and np.all(np.diff(result.time_s) > 0)
+    # Live regimes: absorption while the droplet is there, complete after.
     live = [s.regime for s in samples[twin_film.pre_roll :]]
-    assert live[0] == 0 and 1 in live and live[-1] == 3
+    assert 1 in live and live[-1] == 3
     analysis = result.analysis
     assert analysis is not None
     assert analysis.absorption_time_s == pytest.approx(truth.absorption_time_s, rel=0.05)
@@ -136,7 +146,11 @@ def test_a_droplet_series_goes_through_with_figures_near_the_truth(twin_film: Fi
     swelling = next(f for f in analysis.fits if f.model == "first_order" and f.series == "tablet_height")
     assert swelling.value("k_s") == pytest.approx(truth.swelling_rate_per_s, rel=0.10)
     assert analysis.predicted_disintegration_time_s == pytest.approx(truth.disintegration_time_s, rel=0.10)
-    assert [r.regime for r in analysis.regimes] == [0, 1, 2, 3]
+    assert [r.regime for r in analysis.regimes][-3:] == [
+        1,
+        2,
+        3,
+    ]  # spreading (50 ms) falls before the first frame
     # Area: the first frames after spreading against the twin's true side area.
     index = int(np.searchsorted(result.time_s, 0.5))
     true_area = float(np.interp(result.time_s[index], truth.time_s, truth.side_area_m2))
