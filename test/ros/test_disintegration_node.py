@@ -114,15 +114,21 @@ def _spec(name: str, module: str, parameters: dict[str, Any], folder: Path) -> P
 
 
 @contextlib.contextmanager
-def station(tmp_path: Path, analysis: dict[str, Any] | None = None, full: bool = True) -> Iterator[Station]:
+def station(
+    tmp_path: Path, analysis: dict[str, Any] | None = None, full: bool = True, clock_rtf: float | None = None
+) -> Iterator[Station]:
     """The station simulator and the pump, camera and disintegration nodes (``full``), or the
-    disintegration node alone."""
+    disintegration node alone. ``clock_rtf``: as ``workcell up --sim`` runs them, on a
+    simulated /clock at that real-time factor (the station at the same time scale), every
+    node with use_sim_time; else on the wall clock with the station at SCALE."""
     ports, recordings = tmp_path / "ports", tmp_path / "recordings"
     options = {"recipe": RECIPE, "frame_rate_hz": 30, **TABLET}
+    scale = clock_rtf or SCALE
+    sim_time = {"use_sim_time": True} if clock_rtf else {}
     parameters = {
         "simulated": True,
         "status_period_s": 0.2,
-        "time_scale": SCALE,
+        "time_scale": scale,  # the launcher sets it in simulation; ignored with use_sim_time
         "model_path": str(MODEL),
         "recording_dir": str(recordings),
         "default_tablet_thickness_m": TABLET["tablet_thickness_mm"] * 1e-3,
@@ -133,18 +139,23 @@ def station(tmp_path: Path, analysis: dict[str, Any] | None = None, full: bool =
         "absorbed_margin_s": 1.0,
         "overlay_rate_hz": 10.0,
         "connect_timeout_s": 2.0,
+        **sim_time,
         **(analysis or {}),
     }
     with contextlib.ExitStack() as stack:
         specs = [_spec("disintegration", "tablet_workcell.nodes.disintegration", parameters, tmp_path)]
         if full:
             sim = stack.enter_context(
-                SimulatorProcess("disintegration_station", options, link_dir=ports, time_scale=SCALE)
+                SimulatorProcess("disintegration_station", options, link_dir=ports, time_scale=scale)
             )
-            pump = {"port": sim.ports["syringe_pump"], "simulated": True, "status_period_s": 0.2}
-            camera = {"source": str(ports / "camera.url"), "simulated": True, "status_period_s": 0.2}
+            common = {"simulated": True, "status_period_s": 0.2, **sim_time}
+            pump = {"port": sim.ports["syringe_pump"], **common}
+            camera = {"source": str(ports / "camera.url"), **common}
             specs.insert(0, _spec("syringe_pump", "tablet_workcell.nodes.syringe_pump", pump, tmp_path))
             specs.insert(1, _spec("camera", "tablet_workcell.nodes.camera", camera, tmp_path))
+        if clock_rtf:
+            clock = {"real_time_factor": clock_rtf, "publish_rate_hz": 200.0}
+            specs.insert(0, _spec("sim_clock", "tablet_workcell.nodes.sim_clock", clock, tmp_path))
         stack.enter_context(GraphSupervisor(specs))
         probe = stack.enter_context(GraphProbe("disintegration_probe"))
         client = GoalClient(probe.node, DisintegrationTest, "/disintegration/test")
@@ -280,6 +291,29 @@ def test_a_test_end_to_end_against_the_truth_then_cancel_and_estop(
         status, result = cell.test("E-ros-4").result(WAIT_S)
         assert status == "aborted" and "already on the tablet" in result.result.message
         assert len(cell.truth()["dispenses"]) == landed + 1  # only E-ros-3's droplet
+
+
+def test_a_test_on_the_simulated_clock(tmp_path: Path, ros_domain_id: int) -> None:
+    """As ``workcell up --sim`` runs the station: stamps in simulated (instrument) time."""
+    analysis = {"segmenter": os.environ.get("E2E_SEGMENTER", "onnx")}
+    with station(tmp_path, analysis, clock_rtf=2.0) as cell:
+        nodes = ("sim_clock", "syringe_pump", "camera", "disintegration")
+        cell.wait(
+            lambda: all(cell.state(n) == "active" for n in nodes[1:]), "the nodes to configure and activate"
+        )
+        status, result = cell.test("E-clock").result(WAIT_S)
+        message = result.result
+        assert status == "succeeded", message.message
+        truth = cell.truth()["dispenses"][-1]["truth"]
+        # The time base: a time scale applied on top of simulated stamps would double the
+        # times. The tolerance is wider than on the wall clock: the camera stamps frames with
+        # /clock, which arrives at 200 Hz with its own latency, each wall ms two instrument ms.
+        assert message.absorption_time_s == pytest.approx(truth["absorption_time_s"], rel=0.20)
+        LOG.info(
+            "on the simulated clock: absorption %.3f s (truth %.3f s)",
+            message.absorption_time_s,
+            truth["absorption_time_s"],
+        )
 
 
 @pytest.mark.parametrize("problem", ["missing", "mismatched"])
