@@ -106,7 +106,8 @@ def command_analyse_video(args: argparse.Namespace) -> int:
         raise WorkcellError("name either a frame recording or --bag FILE (exactly one).")
     regime_model = load_regime_model(args.regime_model) if args.regime_model else None
     if args.recording is not None:
-        segmenter = load_segmenter(args.segmenter, args.model) if args.segmenter else None
+        kind = args.segmenter or ("onnx" if args.model else None)
+        segmenter = load_segmenter(kind, args.model) if kind else None
         done = reanalyse_recording(
             args.recording, segmenter, regime_model, allow_other_models=args.allow_other_models
         )

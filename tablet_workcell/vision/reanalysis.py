@@ -138,19 +138,23 @@ def reanalyse_recording(
     """Re-analyse a frame recording (its .mkv or .json).
 
     Without ``segmenter`` the recorded kind is loaded (the shipped model for onnx); the
-    regime model is ``regime_model`` or loaded from ``regime_model_path`` (None and no path:
-    the physics baseline). Raises VisionError when either differs from the recorded one
-    unless ``allow_other_models``.
+    regime model is ``regime_model``, or loaded from ``regime_model_path``, or the shipped
+    one when the recording names a learned model (else the physics baseline). Raises
+    VisionError when either differs from the recorded one unless ``allow_other_models``.
     """
     recording = open_recording(path)
     stored = recording.settings
     settings = SessionSettings.from_json(stored["session"])
     if segmenter is None:
         segmenter = load_segmenter(str(stored.get("segmenter_kind", "onnx")))
-    if regime_model is None and regime_model_path:
-        regime_model = load_regime_model(regime_model_path)
     recorded_segmenter = str(stored.get("segmenter", ""))
     recorded_regimes = str(stored.get("regime_model", ""))
+    if regime_model is None and regime_model_path:
+        regime_model = load_regime_model(regime_model_path)
+    elif regime_model is None and recorded_regimes:  # analysed with a learned model: the shipped one
+        from tablet_workcell.vision.regime_model import DEFAULT_MODEL  # noqa: PLC0415
+
+        regime_model = load_regime_model(DEFAULT_MODEL)
     mismatches = [
         f"{what} {now or 'physics baseline'} (recorded: {then or 'physics baseline'})"
         for what, now, then in (
