@@ -51,6 +51,7 @@ logger = logging.getLogger(__name__)
 
 V_S_MAX_RELATIVE_ERROR = 0.25
 JOINT_AGREEMENT_SIGMAS = 3.0
+UNCERTAIN_RELATIVE_ERROR = 0.05  # one sigma: beyond it a 10 % accuracy is not assured
 BOND_STRESS_SCALE_PA = 0.1e6
 DISSOLUTION_RATE_PER_S = 0.004
 MAX_DISINTEGRATION_S = 3600.0
@@ -121,8 +122,24 @@ def analyse_series(
     predicted = predicted_disintegration_time_s(
         absorption, swelling, tablet_thickness_m, tensile_strength_pa, soluble_fraction, messages
     )
+    _flag_uncertain(absorption, "C", "a longer capillary stage (higher frame rate, larger droplet)", messages)
+    _flag_uncertain(
+        swelling, "k_s", f"filming longer after absorption (this record: {t[-1] - t[0]:.1f} s)", messages
+    )
     all_fits = tuple(f for f in (absorption, *extra, swelling) if f is not None)
     return SeriesAnalysis(found, all_fits, gone_s, predicted, tuple(messages))
+
+
+def _flag_uncertain(fit: Fit | None, name: str, remedy: str, messages: list[str]) -> None:
+    """A message when a rate constant's relative standard error exceeds UNCERTAIN_RELATIVE_ERROR."""
+    if fit is None:
+        return
+    value, error = fit.value(name), fit.standard_errors[fit.parameter_names.index(name)]
+    if not error <= UNCERTAIN_RELATIVE_ERROR * abs(value):
+        messages.append(
+            f"{name} = {value:.3g} is poorly determined (+- {100 * error / abs(value):.0f} %); "
+            f"it would need {remedy}."
+        )
 
 
 def baseline_regimes(time_s: F64, absorption: Fit | None, gone_s: float) -> tuple[RegimeInterval, ...]:

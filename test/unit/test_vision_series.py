@@ -161,3 +161,9 @@ def test_unusable_input_is_refused_with_a_sentence() -> None:
     nothing = np.full(t.size, np.nan)
     with pytest.raises(SeriesError, match="no frame after spreading has a measured droplet volume"):
         analyse_series(t, nothing, nothing, t, porosity=0.1, tablet_thickness_m=1.5e-3)
+
+
+def test_a_swelling_record_short_against_one_over_k_s_flags_k_s_as_poorly_determined() -> None:
+    series = drop({"mcc": 0.8, "dcpa": 0.2}, 0.17, duration_s=3.0)  # 1/k_s = 8 s
+    analysis = analyse(observe(series, np.random.default_rng(10)), 0.17)
+    assert any(m.startswith("k_s = ") and "filming longer after absorption" in m for m in analysis.messages)
