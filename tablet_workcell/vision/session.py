@@ -335,10 +335,11 @@ class DisintegrationSession:
         }.get(self._stop, self._stop.value)
         absorption = analysis.absorption_time_s
         predicted = analysis.predicted_disintegration_time_s
+        notes = "".join(f" Note: {note}" for note in analysis.messages)  # caveats of the analysis
         return (
             f"{ending}; {measured} frames measured, {bad} without a measurement; absorption time "
             f"{'not reached' if math.isnan(absorption) else f'{absorption:.2f} s'}, predicted disintegration "
-            f"{'unknown' if math.isnan(predicted) else f'{predicted:.1f} s'}"
+            f"{'unknown' if math.isnan(predicted) else f'{predicted:.1f} s'}.{notes}"
         )
 
 

@@ -58,6 +58,7 @@ SOLUBLE = sum(
 )
 REPO = Path(__file__).resolve().parents[2]
 MODEL = REPO / "models" / "droplet_segmentation.onnx"
+REGIME_MODEL = REPO / "models" / "regime_segmentation.onnx"
 
 
 @dataclass
@@ -130,6 +131,7 @@ def station(
         "status_period_s": 0.2,
         "time_scale": scale,  # the launcher sets it in simulation; ignored with use_sim_time
         "model_path": str(MODEL),
+        "regime_model_path": str(REGIME_MODEL),
         "recording_dir": str(recordings),
         "default_tablet_thickness_m": TABLET["tablet_thickness_mm"] * 1e-3,
         "default_tablet_diameter_m": TABLET["tablet_diameter_mm"] * 1e-3,
@@ -196,7 +198,10 @@ def check_against_truth(cell: Station, sent: SentGoal, message: Any) -> None:
     assert message.absorption_time_s == pytest.approx(truth["absorption_time_s"], rel=0.10)
     washburn = next(f for f in message.fits if f.model == "washburn")
     c = washburn.values[list(washburn.parameter_names).index("C")]
-    assert c == pytest.approx(truth["washburn_coefficient_m2_per_s"], rel=0.25)
+    # C trades off against v_s in the fit; live frames carry JPEG noise and stamp jitter (the
+    # camera stamps on publishing: 15 ms std, up to 160 ms under load), so C is looser than
+    # the absorption time here (the exact-frame unit test holds it to 10 %).
+    assert c == pytest.approx(truth["washburn_coefficient_m2_per_s"], rel=0.40)
     predicted = message.predicted_disintegration_time_s
     assert predicted == pytest.approx(truth["disintegration_time_s"], rel=0.25)
     regimes = [r.regime for r in message.regimes]
@@ -211,6 +216,9 @@ def check_against_truth(cell: Station, sent: SentGoal, message: Any) -> None:
     true = [a for t, a in zip(series["time_s"], series["side_area_m2"], strict=True) if 0.4 <= t <= 1.0]
     assert sum(measured) / len(measured) == pytest.approx(sum(true) / len(true), rel=0.15)
     assert message.model_version.startswith(("unet-onnx", "classical"))
+    assert "regimes from the learned model regime_segmentation" in message.message
+    complete = next(r for r in message.regimes if r.regime == 3)
+    assert complete.start_time_s == pytest.approx(truth["absorption_time_s"], rel=0.10)
     assert message.droplet_volume_m3 == 5e-9
     # Feedback: time since contact grows, regimes move on.
     feedback = sent.feedback
