@@ -56,6 +56,11 @@ def add_vision_commands(subparsers: argparse._SubParsersAction[argparse.Argument
         help="learned regime model (default: none, the physics baseline; a recording names its own)",
     )
     parser.add_argument(
+        "--baseline-regimes",
+        action="store_true",
+        help="regimes from the physics baseline even if the recording used the learned model",
+    )
+    parser.add_argument(
         "--allow-other-models",
         action="store_true",
         help="re-analyse a recording with models other than the recorded ones (numbers will differ)",
@@ -109,7 +114,11 @@ def command_analyse_video(args: argparse.Namespace) -> int:
         kind = args.segmenter or ("onnx" if args.model else None)
         segmenter = load_segmenter(kind, args.model) if kind else None
         done = reanalyse_recording(
-            args.recording, segmenter, regime_model, allow_other_models=args.allow_other_models
+            args.recording,
+            segmenter,
+            regime_model,
+            allow_other_models=args.allow_other_models,
+            baseline_regimes=args.baseline_regimes,
         )
     else:
         template = SessionSettings(

@@ -134,13 +134,15 @@ def reanalyse_recording(
     *,
     regime_model_path: Path | str | None = None,
     allow_other_models: bool = False,
+    baseline_regimes: bool = False,
 ) -> Reanalysis:
     """Re-analyse a frame recording (its .mkv or .json).
 
     Without ``segmenter`` the recorded kind is loaded (the shipped model for onnx); the
     regime model is ``regime_model``, or loaded from ``regime_model_path``, or the shipped
-    one when the recording names a learned model (else the physics baseline). Raises
-    VisionError when either differs from the recorded one unless ``allow_other_models``.
+    one when the recording names a learned model (else, or with ``baseline_regimes``, the
+    physics baseline). Raises VisionError when either differs from the recorded one unless
+    ``allow_other_models``.
     """
     recording = open_recording(path)
     stored = recording.settings
@@ -151,7 +153,7 @@ def reanalyse_recording(
     recorded_regimes = str(stored.get("regime_model", ""))
     if regime_model is None and regime_model_path:
         regime_model = load_regime_model(regime_model_path)
-    elif regime_model is None and recorded_regimes:  # analysed with a learned model: the shipped one
+    elif regime_model is None and recorded_regimes and not baseline_regimes:  # learned: the shipped one
         from tablet_workcell.vision.regime_model import DEFAULT_MODEL  # noqa: PLC0415
 
         regime_model = load_regime_model(DEFAULT_MODEL)

@@ -31,11 +31,13 @@ from tablet_workcell.vision.pipeline import FrameAnalyser
 from tablet_workcell.vision.reanalysis import (
     analyse_frames,
     bag_pixel_size_m,
+    load_regime_model,
     reanalyse_bag,
     reanalyse_recording,
     recording_settings,
 )
 from tablet_workcell.vision.recording import FrameRecordingWriter, RecordedFrame, open_recording
+from tablet_workcell.vision.regime_model import DEFAULT_MODEL as DEFAULT_REGIME_MODEL
 from tablet_workcell.vision.session import (
     DisintegrationSession,
     SessionResult,
@@ -292,6 +294,31 @@ def test_reanalysis_refuses_other_models_unless_asked(twin_film: Film, tmp_path:
         reanalyse_recording(tmp_path / "m.json", Other(0.0))
     allowed = reanalyse_recording(tmp_path / "m.json", Other(0.0), allow_other_models=True)
     assert allowed.frames == 20
+
+
+def test_a_recording_analysed_with_the_learned_regime_model_reanalyses_with_the_shipped_one(
+    twin_film: Film, tmp_path: Path
+) -> None:
+    settings = settings_for(twin_film)
+    regimes = load_regime_model(DEFAULT_REGIME_MODEL)
+    segmenter = ClassicalSegmenter()
+    analyser = FrameAnalyser(segmenter, settings.pixel_size_m, settings.expected_shape)
+    session = DisintegrationSession(analyser, settings, "classical classical-1", regimes)
+    with FrameRecordingWriter(tmp_path / "r", recording_settings(settings, segmenter, regimes, 2)) as rec:
+        for stamp, image in twin_film.frames:
+            session.add_frame(image, stamp)
+            rec.write(stamp, image)
+            if session.done:
+                break
+    live = session.finish()
+    assert live.success and any("learned model" in note for note in live.analysis.messages)  # type: ignore[union-attr]
+    again = reanalyse_recording(tmp_path / "r.mkv")
+    assert again.recorded_regime_model.startswith("regime_segmentation")
+    assert dumped(again.result) == dumped(live)
+    with pytest.raises(VisionError, match=r"physics baseline \(recorded: regime_segmentation"):
+        reanalyse_recording(
+            tmp_path / "r.mkv", regime_model=None, regime_model_path=None, baseline_regimes=True
+        )
 
 
 def test_bag_reanalysis_gives_the_direct_result(
