@@ -28,7 +28,8 @@ import pytest
 import yaml
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PointStamped
-from lifecycle_msgs.srv import GetState
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
 from sensor_msgs.msg import Image
 
 from tablet_workcell.action import DisintegrationTest
@@ -87,6 +88,11 @@ class Station:
             response = self.probe.call(GetState, f"/{node}/get_state", GetState.Request(), timeout_s=2.0)
             return str(response.current_state.label)
         return "unreachable"
+
+    def lifecycle(self, transition: int) -> None:
+        request = ChangeState.Request(transition=Transition(id=transition))
+        response = self.probe.call(ChangeState, "/disintegration/change_state", request, timeout_s=WAIT_S)
+        assert response.success, f"lifecycle transition {transition} failed"
 
     def station_state(self, name: str) -> int | None:
         with self.lock:
@@ -354,3 +360,14 @@ def test_the_classical_segmenter_needs_no_model(tmp_path: Path, ros_domain_id: i
         # No camera: a goal fails with the reason instead of waiting forever.
         status, result = cell.test("E-no-camera").result(WAIT_S)
         assert status == "aborted" and "no camera frames" in result.result.message
+        # Lifecycle: inactive refuses goals; cleanup releases the model, configure loads it again.
+        cell.lifecycle(Transition.TRANSITION_DEACTIVATE)
+        status, result = cell.test("E-inactive").result(WAIT_S)
+        assert status == "aborted" and "not active" in result.result.message
+        for transition in (
+            Transition.TRANSITION_CLEANUP,
+            Transition.TRANSITION_CONFIGURE,
+            Transition.TRANSITION_ACTIVATE,
+        ):
+            cell.lifecycle(transition)
+        assert cell.state("disintegration") == "active"
