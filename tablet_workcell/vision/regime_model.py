@@ -28,12 +28,16 @@ a bin of a record of seconds).
 
 The card (``models/regime_segmentation.card.json``) ties the ONNX file to its SHA-256, data,
 metrics and this contract; a file that does not match its card is refused
-(:class:`~tablet_workcell.vision.types.ModelError`).
+(:class:`~tablet_workcell.vision.types.ModelError`). The card has the segmentation card's
+top-level keys (``card_format``, ``name``, ``version``, ``sha256``, ``file``,
+``input_contract``, ``metrics``, ``training``) and the hash is
+:func:`~tablet_workcell.vision.model_card.file_sha256`; it is read here rather than by
+``model_card.load_card``, which checks a segmentation contract (a grey image in, three
+pixel classes out).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -48,6 +52,7 @@ from numpy.typing import NDArray
 from tablet_workcell.vision import regimes
 from tablet_workcell.vision.fits import SPREADING_END_S
 from tablet_workcell.vision.imbibition import F64
+from tablet_workcell.vision.model_card import file_sha256
 from tablet_workcell.vision.series_inputs import PreparedSeries
 from tablet_workcell.vision.types import ModelError, RegimeInterval
 
@@ -62,6 +67,18 @@ SWELLING_SCALE = 0.3
 REFERENCE_DURATION_S = 60.0
 WASHBURN_REFERENCE_M2_PER_S = 1e-7
 UPTAKE_SMOOTHING_STEPS = 5
+__all__ = [
+    "CHANNELS",
+    "CLASSES",
+    "RegimeCard",
+    "RegimeModel",
+    "file_sha256",
+    "labels_to_regimes",
+    "load_regime_card",
+    "load_regime_model",
+    "monotone_decode",
+    "regime_features",
+]
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "regime_segmentation.onnx"
 
 
@@ -205,14 +222,6 @@ def load_regime_card(card_path: Path) -> RegimeCard:
     return RegimeCard(
         str(data.get("name", "regime_segmentation")), str(data.get("version", "")), sha, steps, data
     )
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class RegimeModel:
