@@ -1,24 +1,25 @@
 """From a measured sessile-drop series to regimes, fits and figures of merit (analyse_series).
 
 Input contract: arrays of one length, one value per analysed frame, SI units, NaN for a
-frame the pipeline rejected; a frame in which the droplet is gone carries 0 (a trailing
-run of NaN after a small droplet is also read as "gone"). Time counts from the moment
-the droplet touched the tablet.
+frame the pipeline rejected; a frame in which the droplet is gone carries 0 (or NaN
+volume with a near-zero area, or a trailing run of NaN after a small droplet). Time
+counts from the moment the droplet touched the tablet.
 
 Steps, each of which may fail on its own without hiding the others (a failure becomes a
 message, never a made-up number):
 
-1. Start volume V0 (median of the first frames after spreading) and pinned base radius a
-   (given, else half the median base width while pinned, else from the spherical cap
-   that has the measured side area and volume).
+1. Preparation (series_inputs.prepare_series): gone frames, start volume V0, pinned base
+   radius a, pinned frames' volumes from the less noisy side area.
 2. Washburn fit of the volume with the swelling term (C, v_s) and the classic sqrt(t)
    form for reference; first-order fit V0 exp(-k_a t).
 3. Swelling fits of the tablet height: first order, with only the wetted fraction
    min(1, L/h0) swelling (L from step 2), and a power law.
-4. When the volume record cannot separate v_s from C (relative error of v_s above
-   V_S_MAX_RELATIVE_ERROR: the droplet is gone before swelling matters), v_s is taken from
-   the tablet's initial swelling velocity h0 S k_s (the swelling-driven uptake moves with
-   the swelling front) and C refitted; without detectable swelling v_s = 0 (sqrt form).
+4. When the tablet swells measurably, volume and height are fitted jointly with
+   v_s = h0 S k_s (joint_fit.py) and the joint fit replaces the separate ones if its v_s
+   agrees with the volume's own within JOINT_AGREEMENT_SIGMAS; without measurable
+   swelling and with v_s unresolved by the volume (relative error above
+   V_S_MAX_RELATIVE_ERROR), v_s = 0 (rigid-tablet Washburn). A C or k_s whose relative
+   error exceeds UNCERTAIN_RELATIVE_ERROR is flagged in the messages with the remedy.
 5. Absorption time: when the droplet is gone (regimes.droplet_gone_time_s).
 6. Regimes: the learned model (regime_model.py) when given, else the physics baseline.
 7. Predicted disintegration time = t_full + (sigma_t / 0.1 MPa) / (k_s S + 0.004 x

@@ -19,9 +19,9 @@ import numpy as np
 
 from tablet_workcell.vision import fits
 from tablet_workcell.vision.imbibition import F64, WettingGeometry, depth_for_absorbed_volume_m
+from tablet_workcell.vision.regimes import GONE_FRACTION
 from tablet_workcell.vision.types import VisionError
 
-GONE_FRACTION = 0.02  # a droplet below 2 % of its start volume / area counts as gone (a few pixels)
 PINNED_VOLUME_FRACTION = 0.6  # the base stays pinned until the angle halves, near half the volume
 PINNED_WIDTH_TOLERANCE = 0.015  # about 3 px of a 4 mm base at 20 um/px: edge noise, not receding
 
