@@ -60,7 +60,6 @@ CHANNELS = (8, 16, 32, 64)
 OPSET = 17
 VERSION = "1.0.0"
 WARMUP_STEPS = 100
-BUDGET_PROBE_STEPS = 30
 
 
 # ------------------------------------------------------------------ data
@@ -209,12 +208,16 @@ def augment(
     return x, target
 
 
-def learning_rate(step: int, total: int, peak: float) -> float:
-    """Linear warm-up over WARMUP_STEPS, then cosine decay to zero at ``total``."""
-    if step < WARMUP_STEPS:
-        return peak * (step + 1) / WARMUP_STEPS
-    progress = min((step - WARMUP_STEPS) / max(total - WARMUP_STEPS, 1), 1.0)
-    return 0.5 * peak * (1.0 + math.cos(math.pi * progress))
+def learning_rate(step: int, total: int, peak: float, warmup: int = WARMUP_STEPS) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine decay to zero at ``total``."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    return cosine_rate((step - warmup) / max(total - warmup, 1), peak)
+
+
+def cosine_rate(progress: float, peak: float) -> float:
+    """Cosine decay from ``peak`` at progress 0 to zero at progress 1."""
+    return 0.5 * peak * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
 
 
 def normalise_batch(grey: torch.Tensor) -> torch.Tensor:
@@ -223,12 +226,17 @@ def normalise_batch(grey: torch.Tensor) -> torch.Tensor:
     return grey / level[:, None, None, None]
 
 
-def loss_fn(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Soft cross-entropy on bilinearly upsampled logits plus Dice on droplet and tablet."""
+def loss_fn(logits: torch.Tensor, target: torch.Tensor, per_frame: bool = False) -> torch.Tensor:
+    """Soft cross-entropy on bilinearly upsampled logits plus Dice on droplet and tablet (over the
+    batch, or per frame and averaged, which weighs small droplets as much as large ones)."""
     up = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
     log_p = F.log_softmax(up, 1)
     ce = -(target * log_p).sum(1).mean()
     p = log_p.exp()
+    if per_frame:
+        inter = (p * target).sum((2, 3))[:, 1:]
+        dice = 1 - (2 * inter + 1.0) / (p.sum((2, 3))[:, 1:] + target.sum((2, 3))[:, 1:] + 1.0)
+        return ce + 0.5 * dice.mean(0).sum()
     dims = (0, 2, 3)
     inter = (p * target).sum(dims)[1:]
     dice = 1 - (2 * inter + 1.0) / (p.sum(dims)[1:] + target.sum(dims)[1:] + 1.0)
@@ -295,8 +303,9 @@ def write_card(path: Path, model_path: Path, info: dict[str, object]) -> None:
             "spatial_multiple": 8,
             "full_resolution_labels": (
                 "bilinear (pixel-centre aligned, cv2.INTER_LINEAR) upsampling of the logits to the frame "
-                "size, "
-                "argmax; the runtime does this only inside the low-resolution foreground's bounding box"
+                "size and argmax, only inside the low-resolution foreground's bounding box; then the "
+                "droplet/tablet boundary is put on the line fitted to the tablet's visible top edge "
+                "(OnnxSegmenter straight_tablet_top=True)"
             ),
         },
         "onnx": {
@@ -428,7 +437,7 @@ def write_markdown(card_path: Path) -> Path:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--steps", type=int, default=3000, help="optimiser steps (the most, with --minutes)")
-    parser.add_argument("--minutes", type=float, default=0.0, help="fit the schedule into this training time")
+    parser.add_argument("--minutes", type=float, default=0.0, help="train for this long (cosine over time)")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--frames", type=int, default=3000, help="rendered training frames")
     parser.add_argument("--seed", type=int, default=7)
@@ -438,7 +447,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=REPO / "models", help="folder for the .onnx and card")
     parser.add_argument("--cache", type=Path, default=REPO / "training" / "cache")
     parser.add_argument("--smoke", action="store_true", help="a few steps on a handful of frames (CI)")
+    parser.add_argument("--init", type=Path, help="start from these weights (a .pt saved by a run)")
+    parser.add_argument("--dice-per-frame", action="store_true", help="Dice per frame, not per batch")
+    parser.add_argument("--warmup", type=int, default=WARMUP_STEPS, help="linear warm-up steps")
     parser.add_argument("--markdown-only", type=Path, help="only regenerate the .md from this card")
+    parser.add_argument(
+        "--evaluate-only", type=Path, help="re-measure the held-out metrics of the model in this folder"
+    )
     args = parser.parse_args(argv)
     if args.smoke:
         args.steps, args.frames, args.batch, args.eval_frames, args.cache, args.minutes = (
@@ -453,36 +468,49 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def train(args: argparse.Namespace, grey_all: torch.Tensor, counts_all: torch.Tensor, block: int) -> UNet:
-    """The training loop; with --minutes, the schedule's length is fixed from the speed of the first
-    steps (the card records it, and --steps with that number reproduces the run without a budget)."""
+    """The training loop. With --steps the cosine decay runs over steps (bit-reproducible for a given
+    thread count); with --minutes it runs over the elapsed fraction of that time budget instead, so a
+    shared, busy machine still ends with a fully decayed rate (the card records the steps done; the same
+    seed with --steps that number gives a similar, not bit-identical, model)."""
     model = UNet()
+    if args.init is not None:
+        model.load_state_dict(torch.load(args.init, weights_only=True))
+        print(f"starting from the weights in {args.init}", flush=True)
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     g = torch.Generator().manual_seed(args.seed)
-    train_start = time.perf_counter()
+    start = time.perf_counter()
+    budget_s = 60.0 * args.minutes
     model.train()
-    running, total, step = 0.0, args.steps, 0
-    while step < total:
+    running, step, warm_s = 0.0, 0, 0.0
+    while step < args.steps:
+        elapsed = time.perf_counter() - start
+        if budget_s and step >= args.warmup and elapsed >= budget_s:
+            break
+        if step == args.warmup:
+            warm_s = elapsed
+        if budget_s and step >= args.warmup:
+            progress = (elapsed - warm_s) / max(budget_s - warm_s, 1.0)
+            lr = cosine_rate(progress, args.lr)
+        else:
+            lr = learning_rate(step, args.steps, args.lr, args.warmup)
         for group in optimiser.param_groups:
-            group["lr"] = learning_rate(step, total, args.lr)
+            group["lr"] = lr
         index = torch.randint(0, grey_all.shape[0], (args.batch,), generator=g)
         counts = counts_all[index].float() / block
         target = torch.cat([(1 - counts.sum(1, keepdim=True)).clamp(min=0), counts], 1)
         x, target = augment(grey_all[index], target, g)
-        loss = loss_fn(model(normalise_batch(x)), target)
+        loss = loss_fn(model(normalise_batch(x)), target, args.dice_per_frame)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
         running = 0.98 * running + 0.02 * loss.item() if step else loss.item()
         step += 1
-        if args.minutes and step == BUDGET_PROBE_STEPS:
-            rate = (time.perf_counter() - train_start) / step
-            total = max(step + 1, min(args.steps, int(60 * args.minutes / rate)))
-            print(f"{rate:.2f} s/step: {total} steps fit in {args.minutes} min", flush=True)
-        if step % 100 == 0 or step == total:
-            elapsed = time.perf_counter() - train_start
-            lr = learning_rate(step, total, args.lr)
-            print(f"step {step}/{total} loss {running:.4f} lr {lr:.5f} ({elapsed:.0f} s)", flush=True)
-    args.steps = total
+        if step % 100 == 0:
+            print(f"step {step} loss {running:.4f} lr {lr:.5f} ({elapsed:.0f} s)", flush=True)
+    args.steps = step
+    print(
+        f"trained {step} steps in {time.perf_counter() - start:.0f} s, final loss {running:.4f}", flush=True
+    )
     return model
 
 
@@ -495,9 +523,13 @@ def training_info(args: argparse.Namespace, command: str, data_s: float, train_s
             "frames": args.frames,
             "steps": args.steps,
             "minutes_budget": args.minutes or None,
+            "initial_weights": str(args.init) if args.init else None,
+            "dice": "per frame" if args.dice_per_frame else "per batch",
             "batch": args.batch,
             "optimiser": (
-                f"AdamW, peak lr {args.lr}, {WARMUP_STEPS} warm-up steps then cosine to 0, weight decay 1e-4"
+                f"AdamW, peak lr {args.lr}, {args.warmup} linear warm-up steps, then cosine to 0 over "
+                + ("the time budget" if args.minutes else "the steps")
+                + ", weight decay 1e-4"
             ),
             "loss": (
                 "soft cross-entropy on 2x bilinearly upsampled logits vs 2x2-block class fractions "
@@ -543,6 +575,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.markdown_only:
         print(f"wrote {write_markdown(args.markdown_only)}")
         return 0
+    if args.evaluate_only:
+        model_path = args.evaluate_only / f"{MODEL_NAME}.onnx"
+        card_path = args.evaluate_only / f"{MODEL_NAME}.card.json"
+        old = json.loads(card_path.read_text(encoding="utf-8"))
+        info = {key: old[key] for key in ("training", "augmentation")}
+        measure_into(info, model_path, card_path, args.eval_frames)
+        return 0
     words = [Path(sys.executable).name, "training/train_segmentation.py"]
     command = " ".join(shlex.quote(a) for a in [*words, *(argv if argv is not None else sys.argv[1:])])
     torch.manual_seed(args.seed)
@@ -561,15 +600,21 @@ def main(argv: list[str] | None = None) -> int:
     model_path = args.out / f"{MODEL_NAME}.onnx"
     card_path = args.out / f"{MODEL_NAME}.card.json"
     if not args.smoke and args.cache is not None:  # weights for fine-tuning, beside the cached data
-        torch.save(model.state_dict(), args.cache / f"{MODEL_NAME}_seed{args.seed}.pt")
+        torch.save(model.state_dict(), args.out / f"{MODEL_NAME}.pt")
     export(model, model_path)
     info = training_info(args, command, data_s, train_s)
     write_card(card_path, model_path, info)  # provisional (the runtime needs a card to load the model)
+    measure_into(info, model_path, card_path, args.eval_frames)
+    return 0
+
+
+def measure_into(info: dict[str, object], model_path: Path, card_path: Path, count: int) -> None:
+    """Measure the held-out metrics with the runtime segmenter and (re)write the card and its .md."""
     eval_start = time.perf_counter()
-    metrics = evaluate(model_path, card_path, args.eval_frames)
+    metrics = evaluate(model_path, card_path, count)
     info["metrics"] = {
         "held_out_set": (
-            f"tablet_workcell.vision.dataset.held_out_frames({args.eval_frames}, "
+            f"tablet_workcell.vision.dataset.held_out_frames({count}, "
             f"seed={dataset.HELD_OUT_SEED}): split='test' appearance (lighting, contrast, noise, blur, "
             "background disjoint from training)"
         ),
@@ -585,7 +630,6 @@ def main(argv: list[str] | None = None) -> int:
     write_markdown(card_path)
     print(json.dumps(metrics["low_resolution_upsampled"], indent=1))
     print(f"wrote {model_path} ({model_path.stat().st_size} bytes) and {card_path}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -40,6 +40,10 @@ logger = logging.getLogger(__name__)
 REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
 DEFAULT_MODEL_PATH = REPO_MODELS / "droplet_segmentation.onnx"
 _BOX_MARGIN_PX = 2  # low-resolution pixels around the foreground that are interpolated too
+_LINE_MARGIN_PX = (
+    4  # full-resolution columns beside the droplet and the tablet's corners left out of the line
+)
+_MIN_LINE_COLUMNS = 16  # fewer columns of visible tablet top: the network's boundary is kept
 F32 = NDArray[np.float32]
 
 
@@ -138,6 +142,7 @@ class OnnxSegmenter:
         threads: int = 1,
         *,
         full_resolution: bool = False,
+        straight_tablet_top: bool = True,
     ) -> None:
         model = Path(model_path)
         card = load_card(Path(card_path) if card_path is not None else card_path_for(model))
@@ -145,6 +150,7 @@ class OnnxSegmenter:
         self.card = card
         self.contract = card.contract
         self.full_resolution = full_resolution
+        self.straight_tablet_top = straight_tablet_top
         if full_resolution and not self.contract.dynamic_spatial:
             raise ModelError(
                 f"model {model} has a fixed input size {self.contract.input_shape}; the full-resolution "
@@ -191,7 +197,7 @@ class OnnxSegmenter:
         small = downsample(grey, self.contract.width_px, self.contract.height_px)
         tensor = normalise(small, self.contract.normalisation_percentile)[None, None]
         logits = self._run(tensor)
-        return Segmentation(upsample_labels(logits, scale))
+        return Segmentation(upsample_labels(logits, scale, self.straight_tablet_top))
 
     def _segment_full(self, grey: NDArray[np.uint8]) -> Segmentation:
         multiple = self.contract.spatial_multiple
@@ -205,13 +211,15 @@ class OnnxSegmenter:
         return Segmentation(np.asarray(np.argmax(logits, axis=0), dtype=np.uint8))
 
 
-def upsample_labels(logits: F32, scale: int) -> NDArray[np.uint8]:
+def upsample_labels(logits: F32, scale: int, straight_tablet_top: bool = True) -> NDArray[np.uint8]:
     """Full-resolution labels from low-resolution logits (3, h, w), ``scale`` x larger.
 
     Bilinear interpolation with pixel-centre alignment (OpenCV INTER_LINEAR, as in training),
     only inside the low-resolution foreground's bounding box plus a margin; outside it every
     pixel is background. Droplet where its logit beats both others, tablet where its logit
     beats background and is not below the droplet's: the argmax of the interpolated logits.
+    With ``straight_tablet_top`` the droplet/tablet boundary is then put on the tablet's top
+    line (:func:`straighten_tablet_top`).
     """
     _, h, w = logits.shape
     d_droplet = logits[1] - logits[0]
@@ -234,4 +242,50 @@ def upsample_labels(logits: F32, scale: int) -> NDArray[np.uint8]:
     box = labels[r0 * scale : r1 * scale, c0 * scale : c1 * scale]
     box[droplet] = LABEL_DROPLET
     box[tablet] = LABEL_TABLET
+    if straight_tablet_top:
+        straighten_tablet_top(box)
     return labels
+
+
+def straighten_tablet_top(box: NDArray[np.uint8]) -> None:
+    """Put the droplet/tablet boundary on the straight line of the tablet's visible top edge (in place).
+
+    Why: under the droplet the boundary between two dark silhouettes is invisible; the network
+    infers it, and on a flat droplet a few rows tall one row too high or too low is a large
+    area error. Beside the droplet the tablet's top edge against the backlight is sharp, so a
+    line fitted to it over many columns (the tablet's first row per column, one outlier
+    pass) is sub-pixel, slope included (a tilted camera). Pixels whose centres lie above that
+    line and were labelled tablet in the droplet's columns become droplet; droplet pixels below
+    it become tablet. Assumes a flat-faced tablet (this cell's punches); nothing changes when
+    fewer than ``_MIN_LINE_COLUMNS`` columns show the tablet's top edge.
+    """
+    droplet = box == LABEL_DROPLET
+    droplet_columns = droplet.any(axis=0)
+    tablet = box == LABEL_TABLET
+    has_tablet = tablet.any(axis=0)
+    if not droplet_columns.any() or not has_tablet.any():
+        return
+    columns = np.arange(box.shape[1])
+    d0, d1 = np.flatnonzero(droplet_columns)[[0, -1]]
+    t0, t1 = np.flatnonzero(has_tablet)[[0, -1]]
+    margin = _LINE_MARGIN_PX
+    usable = has_tablet & ((columns < d0 - margin) | (columns > d1 + margin))
+    usable &= (columns >= t0 + margin) & (columns <= t1 - margin)
+    if np.count_nonzero(usable) < _MIN_LINE_COLUMNS:
+        return
+    x = columns[usable] + 0.5
+    y = np.argmax(tablet[:, usable], axis=0).astype(np.float64)  # top edge: the first tablet row's top
+    fit = np.polyfit(x, y, 1)
+    keep = np.abs(y - np.polyval(fit, x)) < 1.5
+    if np.count_nonzero(keep) >= _MIN_LINE_COLUMNS:
+        fit = np.polyfit(x[keep], y[keep], 1)
+    c_lo, c_hi = max(int(d0) - margin, 0), min(int(d1) + margin + 1, box.shape[1])
+    line = np.polyval(fit, columns[c_lo:c_hi] + 0.5)
+    r_lo = max(int(np.floor(line.min())) - 3, 0)
+    r_hi = min(int(np.ceil(line.max())) + 3, box.shape[0])
+    if r_lo >= r_hi:
+        return
+    window = box[r_lo:r_hi, c_lo:c_hi]
+    above = (np.arange(r_lo, r_hi, dtype=np.float64)[:, None] + 0.5) < line[None, :]
+    window[above & (window == LABEL_TABLET) & droplet_columns[None, c_lo:c_hi]] = LABEL_DROPLET
+    window[~above & (window == LABEL_DROPLET)] = LABEL_TABLET
