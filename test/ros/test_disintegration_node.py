@@ -221,7 +221,7 @@ def check_against_truth(cell: Station, sent: SentGoal, message: Any) -> None:
     series = dispense["series"]
     true = [a for t, a in zip(series["time_s"], series["side_area_m2"], strict=True) if 0.4 <= t <= 1.0]
     assert sum(measured) / len(measured) == pytest.approx(sum(true) / len(true), rel=0.15)
-    assert message.model_version.startswith(("unet-onnx", "classical"))
+    assert message.model_version.startswith("unet-onnx")
     assert "regimes from the learned model regime_segmentation" in message.message
     complete = next(r for r in message.regimes if r.regime == 3)
     assert complete.start_time_s == pytest.approx(truth["absorption_time_s"], rel=0.10)
@@ -261,7 +261,7 @@ def check_reanalysis(cell: Station, experiment_id: str, message: Any) -> None:
 def test_a_test_end_to_end_against_the_truth_then_cancel_and_estop(
     tmp_path: Path, ros_domain_id: int
 ) -> None:
-    with station(tmp_path, {"segmenter": os.environ.get("E2E_SEGMENTER", "onnx")}) as cell:
+    with station(tmp_path) as cell:  # the shipped ONNX U-Net and learned regime model
         nodes = ("syringe_pump", "camera", "disintegration")
         cell.wait(
             lambda: all(cell.state(n) == "active" for n in nodes), "the nodes to configure and activate"
@@ -309,8 +309,7 @@ def test_a_test_end_to_end_against_the_truth_then_cancel_and_estop(
 
 def test_a_test_on_the_simulated_clock(tmp_path: Path, ros_domain_id: int) -> None:
     """As ``workcell up --sim`` runs the station: stamps in simulated (instrument) time."""
-    analysis = {"segmenter": os.environ.get("E2E_SEGMENTER", "onnx")}
-    with station(tmp_path, analysis, clock_rtf=2.0) as cell:
+    with station(tmp_path, clock_rtf=2.0) as cell:
         nodes = ("sim_clock", "syringe_pump", "camera", "disintegration")
         cell.wait(
             lambda: all(cell.state(n) == "active" for n in nodes[1:]), "the nodes to configure and activate"
