@@ -61,7 +61,7 @@ def test_the_simulated_cell_comes_up_and_every_station_reports_idle(
         simulators = {f"sim_{s.name}" for s in description.simulators}
         assert set(supervisor.pids) == {n.name for n in description.nodes} | simulators
         assert simulators == {"sim_arm", "sim_press", "sim_dispensing_station", "sim_disintegration_station"}
-        stations = ["safety", "arm", "press", "dispenser", "syringe_pump", "camera"]
+        stations = ["safety", "arm", "press", "dispenser", "syringe_pump", "camera", "disintegration"]
         probe.wait_for_nodes(["safety", "cell_status", *stations[1:]], timeout_s=60.0)
         status = probe.wait_for_status(
             lambda s: sorted((st.station, st.state) for st in s.stations) == sorted((n, 2) for n in stations),
