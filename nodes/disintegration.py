@@ -122,7 +122,7 @@ class DisintegrationNode(DeviceNode):
             values.get_str("pixel_size_topic"),
             self._on_pixel_size,
             LATCHED,
-            callback_group=camera_group,
+            callback_group=MutuallyExclusiveCallbackGroup(),  # never waits behind a burst of images
         )
         self._overlay_pub = self.create_publisher(Image, "~/overlay", IMAGES)
         self._area_pub = self.create_publisher(PointStamped, "~/droplet_area", 50)
