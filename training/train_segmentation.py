@@ -392,6 +392,17 @@ def write_markdown(card_path: Path) -> Path:
         f"loss: {training['loss']}",
         f"- Time: {training['data_seconds']} s rendering, {training['train_seconds']} s training on "
         f"{training['threads']} CPU thread(s) ({training['machine']}), {training['date']}",
+    ]
+    first = training.get("initial_training")
+    if first:
+        lines += [
+            f"- Started from the weights of an earlier run (`{training['initial_weights']}`, "
+            f"Dice {training.get('dice', 'per batch')} here): `{first['command']}`, "
+            f"{first['steps']} steps of "
+            f"batch {first['batch']} on {first['frames']} frames of seed {first['seed']}, "
+            f"{first['train_seconds']} s training, {first['optimiser']}",
+        ]
+    lines += [
         "",
         "## Metrics on the held-out set",
         "",
@@ -514,6 +525,14 @@ def train(args: argparse.Namespace, grey_all: torch.Tensor, counts_all: torch.Te
     return model
 
 
+def initial_training(weights: Path) -> object:
+    """The training section of the card beside the weights a run started from (its history)."""
+    card = weights.with_name(f"{MODEL_NAME}.card.json")
+    if not card.is_file():
+        return None
+    return json.loads(card.read_text(encoding="utf-8"))["training"]
+
+
 def training_info(args: argparse.Namespace, command: str, data_s: float, train_s: float) -> dict[str, object]:
     return {
         "training": {
@@ -524,6 +543,7 @@ def training_info(args: argparse.Namespace, command: str, data_s: float, train_s
             "steps": args.steps,
             "minutes_budget": args.minutes or None,
             "initial_weights": str(args.init) if args.init else None,
+            "initial_training": initial_training(args.init) if args.init else None,
             "dice": "per frame" if args.dice_per_frame else "per batch",
             "batch": args.batch,
             "optimiser": (
@@ -580,6 +600,9 @@ def main(argv: list[str] | None = None) -> int:
         card_path = args.evaluate_only / f"{MODEL_NAME}.card.json"
         old = json.loads(card_path.read_text(encoding="utf-8"))
         info = {key: old[key] for key in ("training", "augmentation")}
+        initial = old["training"].get("initial_weights")
+        if initial and "initial_training" not in old["training"]:
+            old["training"]["initial_training"] = initial_training(Path(initial))
         measure_into(info, model_path, card_path, args.eval_frames)
         return 0
     words = [Path(sys.executable).name, "training/train_segmentation.py"]
