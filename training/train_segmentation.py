@@ -31,6 +31,7 @@ import os
 import platform
 import shlex
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -455,7 +456,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=4e-3)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--eval-frames", type=int, default=dataset.HELD_OUT_COUNT)
-    parser.add_argument("--out", type=Path, default=REPO / "models", help="folder for the .onnx and card")
+    parser.add_argument(
+        "--out", type=Path, help="folder for the .onnx and card (models/; --smoke: a temp dir)"
+    )
     parser.add_argument("--cache", type=Path, default=REPO / "training" / "cache")
     parser.add_argument("--smoke", action="store_true", help="a few steps on a handful of frames (CI)")
     parser.add_argument("--init", type=Path, help="start from these weights (a .pt saved by a run)")
@@ -475,6 +478,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             None,
             0.0,
         )
+        if args.out is None:  # never overwrite the shipped model with a 3-step one
+            args.out = Path(tempfile.mkdtemp(prefix="segmentation_smoke_"))
+    if args.out is None:
+        args.out = REPO / "models"
     return args
 
 
