@@ -122,14 +122,18 @@ def _spec(name: str, module: str, parameters: dict[str, Any], folder: Path) -> P
 
 @contextlib.contextmanager
 def station(
-    tmp_path: Path, analysis: dict[str, Any] | None = None, full: bool = True, clock_rtf: float | None = None
+    tmp_path: Path,
+    analysis: dict[str, Any] | None = None,
+    full: bool = True,
+    clock_rtf: float | None = None,
+    tablet: dict[str, float] | None = None,
 ) -> Iterator[Station]:
     """The station simulator and the pump, camera and disintegration nodes (``full``), or the
     disintegration node alone. ``clock_rtf``: as ``workcell up --sim`` runs them, on a
     simulated /clock at that real-time factor (the station at the same time scale), every
     node with use_sim_time; else on the wall clock with the station at SCALE."""
     ports, recordings = tmp_path / "ports", tmp_path / "recordings"
-    options = {"recipe": RECIPE, "frame_rate_hz": 30, **TABLET}
+    options = {"recipe": RECIPE, "frame_rate_hz": 30, **TABLET, **(tablet or {})}
     scale = clock_rtf or SCALE
     sim_time = {"use_sim_time": True} if clock_rtf else {}
     parameters = {
@@ -300,11 +304,31 @@ def test_a_test_end_to_end_against_the_truth_then_cancel_and_estop(
         status, result = cancelled.result(WAIT_S)
         assert status == "canceled" and "cancelled on request" in result.result.message
         assert not result.result.success and len(result.result.time_s) > 0
+        assert len(cell.truth()["dispenses"]) == landed + 1  # E-ros-3's droplet landed
 
-        # The cancelled test's droplet is still there: a new test refuses to start on it.
+
+def test_a_droplet_left_on_the_tablet_refuses_the_next_test(tmp_path: Path, ros_domain_id: int) -> None:
+    """A cancelled test leaves its droplet; the next test must not take it for its own contact.
+
+    The tablet is dense (porosity 0.06: the droplet takes minutes to soak in), so the
+    droplet is certainly still there when the next goal arrives, however loaded the machine.
+    """
+    with station(tmp_path, tablet={"porosity": 0.06}) as cell:
+        nodes = ("syringe_pump", "camera", "disintegration")
+        cell.wait(
+            lambda: all(cell.state(n) == "active" for n in nodes), "the nodes to configure and activate"
+        )
+        cancelled = cell.test("E-ros-3")
+        cancelled.wait_for_feedback(
+            lambda f: f.elapsed_s > 0.5, "the droplet on the tablet", timeout_s=WAIT_S
+        )
+        cancelled.cancel()
+        status, result = cancelled.result(WAIT_S)
+        assert status == "canceled" and "cancelled on request" in result.result.message
+
         status, result = cell.test("E-ros-4").result(WAIT_S)
         assert status == "aborted" and "already on the tablet" in result.result.message
-        assert len(cell.truth()["dispenses"]) == landed + 1  # only E-ros-3's droplet
+        assert len(cell.truth()["dispenses"]) == 1  # only E-ros-3's droplet: nothing was dispensed
 
 
 def test_a_test_on_the_simulated_clock(tmp_path: Path, ros_domain_id: int) -> None:
