@@ -2,7 +2,8 @@
 
 Targets (issue #5): end-to-end (frame in, mask + measurements out) >= 60 frames/s at 640x480
 on one core, compared in the same run with the naive path (the same network fed the full
-frame) and the classical OpenCV baseline; droplet IoU >= 0.95 and droplet area error <= 3 %
+frame), the same network without the full-resolution edge step (``refine_edges=False``)
+and the classical OpenCV baseline; droplet IoU >= 0.95 and droplet area error <= 3 %
 on the held-out twin set (appearance drawn from intervals disjoint from training); peak
 memory of the analysis process.
 
@@ -61,9 +62,10 @@ RESULTS = REPO / "bench" / "results"
 TARGET_FPS = 60.0
 TARGET_IOU = 0.95
 TARGET_AREA_ERROR = 0.03
-PATHS = ("unet", "unet_full_resolution", "classical")
+PATHS = ("unet", "unet_unrefined", "unet_full_resolution", "classical")
 LABELS = {
-    "unet": "U-Net 160x120 + bbox upsampling (ours)",
+    "unet": "U-Net 160x120 + upsampling + edges (ours)",
+    "unet_unrefined": "U-Net 160x120 + upsampling, no edge step",
     "unet_full_resolution": "U-Net fed 640x480 (naive)",
     "classical": "classical OpenCV baseline",
 }
@@ -80,7 +82,9 @@ def _segmenter(path: str) -> Any:
     if path == "classical":
         classical = importlib.import_module("tablet_workcell.vision.classical")
         return classical.ClassicalSegmenter()
-    return OnnxSegmenter(threads=1, full_resolution=path == "unet_full_resolution")
+    return OnnxSegmenter(
+        threads=1, full_resolution=path == "unet_full_resolution", refine_edges=path == "unet"
+    )
 
 
 Analysis = tuple[np.ndarray | None, float, str]  # labels, measured droplet area (m^2, NaN: none), status
@@ -168,7 +172,12 @@ def _figure(
     results: dict[str, dict[str, Any]], overlay: tuple[int, ...], count: int, seed: int, out: Path
 ) -> None:
     frames = {i: f for i, f in enumerate(generate_frames(count, seed, "test")) if i in overlay}
-    colours = {"unet": (0, 200, 0), "unet_full_resolution": (0, 140, 255), "classical": (0, 0, 255)}
+    colours = {
+        "unet": (0, 200, 0),
+        "unet_unrefined": (200, 0, 200),
+        "unet_full_resolution": (0, 140, 255),
+        "classical": (0, 0, 255),
+    }
     ran = [p for p in PATHS if "frames_per_s" in results.get(p, {})]
     fig, axes = plt.subplots(1, len(overlay) + 1, figsize=(4.2 * (len(overlay) + 1), 4.0))
     for ax, index in zip(axes, overlay, strict=False):
@@ -194,12 +203,19 @@ def _figure(
         ax.set_title(f"held-out frame {index}: {frame.droplet_area_px} px droplet", fontsize=9)
         ax.axis("off")
     axes[0].text(
-        0.0, -0.08, "white: truth, green: ours, orange: naive full-res, red: classical",
+        0.0, -0.08, "white: truth, green: ours, magenta: no edge step, orange: naive, red: classical",
         transform=axes[0].transAxes, fontsize=8, va="top",
     )  # fmt: skip
     ax = axes[-1]
     fps = [results[p]["frames_per_s"] for p in ran]
-    bars = ax.bar(range(len(ran)), fps, color=["#2a2", "#f90", "#d22"][: len(ran)])
+    bars = ax.bar(
+        range(len(ran)),
+        fps,
+        color=[
+            {"unet": "#2a2", "unet_unrefined": "#c2c", "unet_full_resolution": "#f90"}.get(p, "#d22")
+            for p in ran
+        ],
+    )
     ax.axhline(TARGET_FPS, color="k", linestyle="--", linewidth=1, label=f"target {TARGET_FPS:.0f} frames/s")
     for bar, path in zip(bars, ran, strict=True):
         iou = results[path]["accuracy"]["mean_droplet_iou"]

@@ -75,7 +75,7 @@ class ClassicalSegmenter:
         rows, cols = grey.shape
         labels = np.zeros((rows, cols), dtype=np.uint8)
         smooth = np.asarray(cv2.GaussianBlur(grey, (3, 3), 0), dtype=np.uint8)
-        background = _backlight(smooth)
+        background = estimate_backlight(smooth)
         dark = _dark(smooth, background, self.dark_fraction)
         lines = self._tablet_lines(smooth, background, dark)
         if lines is None:
@@ -125,17 +125,19 @@ class ClassicalSegmenter:
         tablet_rise = _tablet_rise(rise[left : right + 1])
         top_y = base_y - tablet_rise
         if self.refine_edges:
-            intercept, slope = _refine_line(smooth, background, intercept, slope, _stage_columns(cols), 0.0)
+            intercept, slope = refine_edge_line(
+                smooth, background, intercept, slope, _stage_columns(cols), 0.0
+            )
             base_y = intercept + slope * xs
             trim = max(int(0.03 * (right - left)), 3)
             inner = np.arange(left + trim, right - trim + 1)
             flat = inner[base_y[inner] - top_run[inner] <= tablet_rise + 1.5]  # no droplet on them
-            top, top_slope = _refine_line(smooth, background, intercept, slope, flat, tablet_rise)
+            top, top_slope = refine_edge_line(smooth, background, intercept, slope, flat, tablet_rise)
             top_y = top + top_slope * xs
         return base_y, top_y, (max(left - 4, 0), min(right + 5, cols))
 
 
-def _backlight(grey: U8) -> F32:
+def estimate_backlight(grey: U8) -> F32:
     """Backlight grey level behind every pixel, at full resolution (float32).
 
     Bright pixels are those near the local maximum and not far below the frame's bright
@@ -209,7 +211,7 @@ def _stage_columns(cols: int) -> NDArray[np.int64]:
     return np.concatenate((np.arange(2, 2 + band), np.arange(cols - 2 - band, cols - 2)))
 
 
-def _refine_line(
+def refine_edge_line(
     grey: U8, background: F32, intercept: float, slope: float, columns: NDArray[np.int64], rise: float
 ) -> tuple[float, float]:
     """(intercept, slope) of the bright-above / dark-below edge near y = intercept - rise +

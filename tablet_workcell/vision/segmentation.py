@@ -12,8 +12,15 @@ label of each full-resolution pixel is the class with the largest interpolated l
 interpolation is linear, so comparing upsampled logit *differences* gives exactly the
 argmax of the upsampled logits at a third of the cost.
 
+With ``refine_edges`` (the default) the droplet's free edge against the backlight is then
+re-placed at full resolution from the grey frame
+(:func:`tablet_workcell.vision.edge_refinement.refine_droplet_edge`): the network decides
+which pixels are droplet, the frame decides where within a pixel or two its outer edge lies.
+``refine_edges=False`` keeps the network's upsampled boundary (the benchmark's comparison).
+
 ``full_resolution=True`` is the naive path the benchmark compares against: the same
-network fed the whole 640x480 frame (it accepts any height and width divisible by 8).
+network fed the whole 640x480 frame (it accepts any height and width divisible by 8), with
+no edge refinement.
 
 The input contract (grey conversion, resize, normalisation, tensor name/shape/dtype,
 classes) is read from the model card, and the model's own inputs and outputs are checked
@@ -24,6 +31,7 @@ against it when the segmenter is built: a model that does not fit is a
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +40,7 @@ import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
 
+from tablet_workcell.vision.edge_refinement import FrameEdges
 from tablet_workcell.vision.model_card import InputContract, card_path_for, load_card, verify_model_file
 from tablet_workcell.vision.types import LABEL_DROPLET, LABEL_TABLET, ModelError, Segmentation, VisionError
 
@@ -45,6 +54,7 @@ _LINE_MARGIN_PX = (
 )
 _MIN_LINE_COLUMNS = 16  # fewer columns of visible tablet top: the network's boundary is kept
 F32 = NDArray[np.float32]
+LineRefiner = Callable[[NDArray[np.int64], float, float], tuple[float, float]]
 
 
 def to_grey(image: NDArray[np.uint8]) -> NDArray[np.uint8]:
@@ -143,6 +153,7 @@ class OnnxSegmenter:
         *,
         full_resolution: bool = False,
         straight_tablet_top: bool = True,
+        refine_edges: bool = True,
     ) -> None:
         model = Path(model_path)
         card = load_card(Path(card_path) if card_path is not None else card_path_for(model))
@@ -151,6 +162,7 @@ class OnnxSegmenter:
         self.contract = card.contract
         self.full_resolution = full_resolution
         self.straight_tablet_top = straight_tablet_top
+        self.refine_edges = refine_edges
         if full_resolution and not self.contract.dynamic_spatial:
             raise ModelError(
                 f"model {model} has a fixed input size {self.contract.input_shape}; the full-resolution "
@@ -197,7 +209,11 @@ class OnnxSegmenter:
         small = downsample(grey, self.contract.width_px, self.contract.height_px)
         tensor = normalise(small, self.contract.normalisation_percentile)[None, None]
         logits = self._run(tensor)
-        return Segmentation(upsample_labels(logits, scale, self.straight_tablet_top))
+        edges = FrameEdges(grey) if self.refine_edges else None
+        labels = upsample_labels(logits, scale, self.straight_tablet_top, edges)
+        if edges is not None:
+            edges.refine_droplet(labels)
+        return Segmentation(labels)
 
     def _segment_full(self, grey: NDArray[np.uint8]) -> Segmentation:
         multiple = self.contract.spatial_multiple
@@ -211,7 +227,9 @@ class OnnxSegmenter:
         return Segmentation(np.asarray(np.argmax(logits, axis=0), dtype=np.uint8))
 
 
-def upsample_labels(logits: F32, scale: int, straight_tablet_top: bool = True) -> NDArray[np.uint8]:
+def upsample_labels(
+    logits: F32, scale: int, straight_tablet_top: bool = True, edges: FrameEdges | None = None
+) -> NDArray[np.uint8]:
     """Full-resolution labels from low-resolution logits (3, h, w), ``scale`` x larger.
 
     Bilinear interpolation with pixel-centre alignment (OpenCV INTER_LINEAR, as in training),
@@ -219,7 +237,8 @@ def upsample_labels(logits: F32, scale: int, straight_tablet_top: bool = True) -
     pixel is background. Droplet where its logit beats both others, tablet where its logit
     beats background and is not below the droplet's: the argmax of the interpolated logits.
     With ``straight_tablet_top`` the droplet/tablet boundary is then put on the tablet's top
-    line (:func:`straighten_tablet_top`).
+    line (:func:`straighten_tablet_top`); with ``edges`` (the frame's full-resolution evidence)
+    that line is placed on the grey frame's edge instead of on the network's first tablet rows.
     """
     _, h, w = logits.shape
     d_droplet = logits[1] - logits[0]
@@ -243,11 +262,21 @@ def upsample_labels(logits: F32, scale: int, straight_tablet_top: bool = True) -
     box[droplet] = LABEL_DROPLET
     box[tablet] = LABEL_TABLET
     if straight_tablet_top:
-        straighten_tablet_top(box)
+        straighten_tablet_top(box, None if edges is None else _box_line(edges, r0 * scale, c0 * scale))
     return labels
 
 
-def straighten_tablet_top(box: NDArray[np.uint8]) -> None:
+def _box_line(edges: FrameEdges, top: int, left: int) -> LineRefiner:
+    """The frame's top-line refinement in the coordinates of a box whose corner is (top, left)."""
+
+    def refine(columns: NDArray[np.int64], intercept: float, slope: float) -> tuple[float, float]:
+        frame_intercept, frame_slope = edges.top_line(columns + left, intercept + top - slope * left, slope)
+        return frame_intercept - top + frame_slope * left, frame_slope
+
+    return refine
+
+
+def straighten_tablet_top(box: NDArray[np.uint8], refine_line: LineRefiner | None = None) -> None:
     """Put the droplet/tablet boundary on the straight line of the tablet's visible top edge (in place).
 
     Why: under the droplet the boundary between two dark silhouettes is invisible; the network
@@ -257,7 +286,9 @@ def straighten_tablet_top(box: NDArray[np.uint8]) -> None:
     pass) is sub-pixel, slope included (a tilted camera). Pixels whose centres lie above that
     line and were labelled tablet in the droplet's columns become droplet; droplet pixels below
     it become tablet. Assumes a flat-faced tablet (this cell's punches); nothing changes when
-    fewer than ``_MIN_LINE_COLUMNS`` columns show the tablet's top edge.
+    fewer than ``_MIN_LINE_COLUMNS`` columns show the tablet's top edge. ``refine_line``
+    ((columns, intercept, slope) -> (intercept, slope), box coordinates) re-places the fitted
+    line on the grey frame's edge at sub-pixel precision (the network's rows are whole pixels).
     """
     droplet = box == LABEL_DROPLET
     droplet_columns = droplet.any(axis=0)
@@ -279,6 +310,9 @@ def straighten_tablet_top(box: NDArray[np.uint8]) -> None:
     keep = np.abs(y - np.polyval(fit, x)) < 1.5
     if np.count_nonzero(keep) >= _MIN_LINE_COLUMNS:
         fit = np.polyfit(x[keep], y[keep], 1)
+        if refine_line is not None:
+            intercept, slope = refine_line(columns[usable][keep], float(fit[1]), float(fit[0]))
+            fit = np.array([slope, intercept])
     c_lo, c_hi = max(int(d0) - margin, 0), min(int(d1) + margin + 1, box.shape[1])
     line = np.polyval(fit, columns[c_lo:c_hi] + 0.5)
     r_lo = max(int(np.floor(line.min())) - 3, 0)
