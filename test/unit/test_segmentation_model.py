@@ -14,12 +14,13 @@ import onnx
 import pytest
 
 from tablet_workcell.vision.dataset import generate_frames, held_out_frames
-from tablet_workcell.vision.edge_refinement import refine_droplet_edge
+from tablet_workcell.vision.edge_refinement import FrameEdges, refine_droplet_edge
 from tablet_workcell.vision.model_card import card_path_for, file_sha256, load_card
 from tablet_workcell.vision.scoring import score_frame, summarise
 from tablet_workcell.vision.segmentation import (
     DEFAULT_MODEL_PATH,
     OnnxSegmenter,
+    _box_line,
     straighten_tablet_top,
     upsample_labels,
 )
@@ -294,3 +295,31 @@ def test_edge_refinement_improves_the_networks_masks_on_held_out_frames() -> Non
     assert after.scored_frames >= 12
     assert after.mean_droplet_iou > before.mean_droplet_iou + 0.003
     assert after.mean_abs_area_error < before.mean_abs_area_error
+
+
+def test_the_tablet_line_is_put_on_the_frames_sub_pixel_edge_in_box_coordinates() -> None:
+    # Tablet top at y = 58.4 + x / 20 (frame px, corner convention), blurred; the network's
+    # tablet starts one row low everywhere. The box starts at (top 20, left 10) of the frame.
+    fine = 8
+    rows, cols = np.mgrid[0 : 120 * fine, 0 : 240 * fine]
+    y, x = (rows + 0.5) / fine, (cols + 0.5) / fine
+    edge = 58.4 + x / 20.0
+    tablet = (y >= edge) & (x >= 20.0) & (x < 220.0)
+    droplet = (((x - 120.0) / 40.0) ** 2 + ((y - edge) / 15.0) ** 2 < 1.0) & (y < edge)
+    area = cv2.resize(
+        np.where(tablet | droplet, 40.0, 200.0).astype(np.float32), (240, 120), interpolation=cv2.INTER_AREA
+    )
+    grey = np.asarray(np.clip(np.rint(cv2.GaussianBlur(area, (0, 0), 1.0)), 0, 255), dtype=np.uint8)
+    centre = (slice(fine // 2, None, fine), slice(fine // 2, None, fine))
+    truth = np.zeros((120, 240), np.uint8)
+    truth[tablet[centre]] = LABEL_TABLET
+    truth[droplet[centre]] = LABEL_DROPLET
+    network = truth.copy()
+    low = (truth == LABEL_TABLET) & np.roll(truth != LABEL_TABLET, 1, axis=0)  # the first tablet row
+    network[low] = np.roll(truth, 1, axis=0)[low]  # labelled as the pixel above (background or droplet)
+    plain, refined = network.copy(), network.copy()
+    straighten_tablet_top(plain[20:, 10:])
+    straighten_tablet_top(refined[20:, 10:], _box_line(FrameEdges(grey), 20, 10))
+    under_droplet = np.s_[:, 85:155]
+    assert np.count_nonzero(plain[under_droplet] != truth[under_droplet]) > 50  # one row off
+    assert np.count_nonzero(refined[under_droplet] != truth[under_droplet]) <= 6  # ~0.1 px
