@@ -254,3 +254,18 @@ class GraphProbe:
             lambda s: s.mode != CellStatus.MODE_ESTOPPED, sent, timeout_s, "the cell status to leave ESTOPPED"
         )
         return EstopRoundTrip(engaged, refused.message, reset)
+
+
+def wait_until(condition: Callable[[], T], what: str, timeout_s: float, poll_s: float = 0.02) -> T:
+    """The first truthy value of ``condition()``, polled until ``timeout_s``.
+
+    Tests wait on graph state (a lifecycle state, a received message) this way instead of
+    sleeping for a guessed time; the error names what never happened.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(poll_s)
+    raise ProbeError(f"timed out after {timeout_s:.0f} s waiting for {what}")

@@ -32,7 +32,7 @@ from tablet_workcell.bringup.supervisor import GraphSupervisor
 from tablet_workcell.devices.sim_process import SimulatorProcess
 from tablet_workcell.devices.syringe_pump.driver import SyringePumpDriver
 from tablet_workcell.image_wire import decode_image
-from tablet_workcell.ros.graph_probe import GraphProbe
+from tablet_workcell.ros.graph_probe import GraphProbe, wait_until
 from tablet_workcell.ros.qos import IMAGES, LATCHED
 
 WAIT_S = 30.0
@@ -77,13 +77,7 @@ class Camera:
             return len(self.images)
 
     def wait(self, condition: Callable[[], Any], what: str, timeout_s: float = WAIT_S) -> Any:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            value = condition()
-            if value:
-                return value
-            time.sleep(0.02)
-        raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        return wait_until(condition, what, timeout_s)
 
     def lifecycle(self, transition: int) -> bool:
         request = ChangeState.Request(transition=Transition(id=transition))

@@ -39,7 +39,7 @@ from tablet_workcell.devices.sim_process import SimulatorProcess
 from tablet_workcell.image_wire import decode_image
 from tablet_workcell.msg import EstopState, StationStatus
 from tablet_workcell.ros.goal_client import GoalClient, SentGoal
-from tablet_workcell.ros.graph_probe import GraphProbe
+from tablet_workcell.ros.graph_probe import GraphProbe, wait_until
 from tablet_workcell.ros.qos import IMAGES, LATCHED, STATUS
 from tablet_workcell.twin.blend import Formulation
 from tablet_workcell.vision.reanalysis import reanalyse_recording
@@ -75,13 +75,7 @@ class Station:
     stations: dict[str, int] = field(default_factory=dict)
 
     def wait(self, condition: Callable[[], Any], what: str, timeout_s: float = WAIT_S) -> Any:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            value = condition()
-            if value:
-                return value
-            time.sleep(0.02)
-        raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        return wait_until(condition, what, timeout_s)
 
     def state(self, node: str) -> str:
         with contextlib.suppress(Exception):

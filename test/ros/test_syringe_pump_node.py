@@ -33,7 +33,7 @@ from tablet_workcell.devices.sim_process import SimulatorProcess
 from tablet_workcell.devices.wire_log import STOP_TOKENS, command_times
 from tablet_workcell.msg import EstopState
 from tablet_workcell.ros.goal_client import GoalClient, SentGoal
-from tablet_workcell.ros.graph_probe import GraphProbe
+from tablet_workcell.ros.graph_probe import GraphProbe, wait_until
 from tablet_workcell.ros.qos import LATCHED
 
 LOG = logging.getLogger(__name__)
@@ -58,13 +58,7 @@ class Pump:
         return self.client.send(goal)
 
     def wait(self, condition: Callable[[], Any], what: str, timeout_s: float = WAIT_S) -> Any:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            value = condition()
-            if value:
-                return value
-            time.sleep(0.02)
-        raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        return wait_until(condition, what, timeout_s)
 
     def diagnostic(self) -> DiagnosticStatus | None:
         with self.lock:
