@@ -67,6 +67,7 @@ bench: setup
 	$(PY) bench/dosing_accuracy.py
 	$(PY) bench/estop_latency.py
 	$(PY) bench/optimiser_latency.py
+	$(PY) bench/vision_measurement.py
 	$(PY) bench/disintegration_analysis.py
 
 figures: setup
