@@ -11,7 +11,12 @@ the classical baseline's own tools (:func:`~tablet_workcell.vision.classical.est
 :func:`~tablet_workcell.vision.classical.refine_edge_line`):
 
 - the tablet's visible top line (beside the droplet), which the droplet/tablet boundary
-  under the droplet follows (:func:`~tablet_workcell.vision.segmentation.straighten_tablet_top`);
+  under the droplet follows (:func:`~tablet_workcell.vision.segmentation.straighten_tablet_top`),
+  and then the tablet's whole outline against the backlight and the stage
+  (:meth:`FrameEdges.place_tablet`): its top in every interior column and its bottom on the
+  stage's top line, found beside the tablet. The tablet height (the swelling) is the
+  distance between the two, so both must come from the frame in every frame, with or
+  without a droplet;
 - the droplet's free edge against the backlight: only pixels within ``band_px`` of the
   network's boundary are re-decided, by thresholding the frame divided by the backlight
   behind it at the mid-level between 1 (backlight) and the droplet's own darkness. Pixels
@@ -41,6 +46,10 @@ DARK_PERCENTILE = 20.0  # the droplet's darkness: this percentile of its inner p
 MIN_CONTRAST = 0.15  # a droplet paler than 1 - this (of the backlight) keeps the network's edge
 MIN_DROPLET_PX = 300  # smaller droplets are mostly wedge and foot: the network's labels are kept
 TABLET_CLEARANCE_PX = 2  # droplet-edge pixels this close to the tablet keep the network's label
+TABLET_MARGIN_PX = 4  # columns at the tablet's sides (and beside the droplet) left out of its lines
+MIN_LINE_COLUMNS = 16  # fewer usable columns: that line stays as the network put it
+STAGE_REACH_PX = 96  # columns either side of the tablet in which the stage's top edge is looked for
+LINE_WINDOW_PX = 4  # rows either side of a placed line in which labels may change
 _MIN_SIDE_PX = 3
 
 
@@ -55,6 +64,67 @@ class FrameEdges:
         """(intercept, slope) of the bright-above/dark-below edge near y = intercept + slope x
         (frame pixel coordinates, x and y of pixel corners), measured in ``columns``."""
         return refine_edge_line(self.smooth, self.backlight, intercept, slope, columns, 0.0)
+
+    def place_tablet(self, labels: NDArray[np.uint8]) -> None:
+        """Put the tablet label's top and bottom on the frame's edges, in every interior column (in place).
+
+        Why: the tablet height is measured between the tablet label's top and bottom lines
+        (measurement.py). The network places both to about a pixel, but not the same way in
+        every frame: its bottom, between the dark tablet and the dark stage, wanders by
+        +-0.5 px from frame to frame, and its top beside the droplet differs from the
+        frame-placed top under it, so the measured height shifted by 0.5-1.5 px when the
+        droplet shrank or went; the swelling fit read that as late swelling (k_s 16 % low on
+        a held-out test). Both edges are visible against the backlight: the top beside the
+        droplet, the stage's top beside the tablet (the tablet stands on it). Each is placed
+        where the columns' profiles cross the mid-level between backlight and silhouette
+        (sub-pixel), starting from the line through the network's edge rows; then, in the
+        tablet's interior columns, pixels whose centres lie between the two lines are tablet
+        (droplet pixels under the top line included), tablet pixels above the top line become
+        droplet in the droplet's columns and background elsewhere, and tablet pixels below the
+        stage line background (stage). A line with fewer than ``MIN_LINE_COLUMNS`` usable
+        columns, or that the frame does not confirm, stays as the network put it.
+        """
+        tablet = labels == LABEL_TABLET
+        has_tablet = tablet.any(axis=0)
+        if np.count_nonzero(has_tablet) < MIN_LINE_COLUMNS + 2 * TABLET_MARGIN_PX:
+            return
+        columns = np.arange(labels.shape[1])
+        t0, t1 = (int(c) for c in np.flatnonzero(has_tablet)[[0, -1]])
+        interior = has_tablet & (columns >= t0 + TABLET_MARGIN_PX) & (columns <= t1 - TABLET_MARGIN_PX)
+        droplet_columns = (labels == LABEL_DROPLET).any(axis=0)
+        beside_droplet = interior.copy()
+        if droplet_columns.any():
+            d0, d1 = np.flatnonzero(droplet_columns)[[0, -1]]
+            beside_droplet &= (columns < d0 - TABLET_MARGIN_PX) | (columns > d1 + TABLET_MARGIN_PX)
+        network_top = _line_through(columns[beside_droplet], np.argmax(tablet[:, beside_droplet], axis=0))
+        last_rows = labels.shape[0] - np.argmax(tablet[::-1, interior], axis=0)
+        bottom = _line_through(columns[interior], last_rows)
+        if network_top is None or bottom is None:
+            return
+        top = self.top_line(network_top[2], network_top[0], network_top[1])
+        outside = (columns < t0 - TABLET_MARGIN_PX) & (columns >= t0 - STAGE_REACH_PX)
+        outside |= (columns > t1 + TABLET_MARGIN_PX) & (columns <= t1 + STAGE_REACH_PX)
+        stage = (bottom[0], bottom[1])
+        if np.count_nonzero(outside) >= MIN_LINE_COLUMNS:
+            stage = self.top_line(columns[outside], bottom[0], bottom[1])
+        c_lo, c_hi = t0 + TABLET_MARGIN_PX, t1 - TABLET_MARGIN_PX + 1
+        x = columns[c_lo:c_hi] + 0.5
+        top_y, stage_y = top[0] + top[1] * x, stage[0] + stage[1] * x
+        if not np.all(stage_y - top_y > 2 * LINE_WINDOW_PX):
+            return  # lines that cross or nearly touch: something else is wrong; keep the network's
+        r_lo = max(int(np.floor(top_y.min())) - LINE_WINDOW_PX, 0)
+        r_hi = min(int(np.ceil(stage_y.max())) + LINE_WINDOW_PX, labels.shape[0])
+        window = labels[r_lo:r_hi, c_lo:c_hi]
+        centres = np.arange(r_lo, r_hi, dtype=np.float64)[:, None] + 0.5
+        above, below = centres < top_y[None, :], centres >= stage_y[None, :]
+        near_top = np.abs(centres - top_y[None, :]) <= LINE_WINDOW_PX
+        near_stage = np.abs(centres - stage_y[None, :]) <= LINE_WINDOW_PX
+        is_tablet = window == LABEL_TABLET
+        in_droplet = droplet_columns[None, c_lo:c_hi]
+        window[above & near_top & is_tablet & in_droplet] = LABEL_DROPLET
+        window[above & near_top & is_tablet & ~in_droplet] = LABEL_BACKGROUND
+        window[~above & ~below & (near_top | near_stage)] = LABEL_TABLET
+        window[below & near_stage & is_tablet] = LABEL_BACKGROUND
 
     def refine_droplet(self, labels: NDArray[np.uint8], band_px: int = BAND_PX) -> None:
         """Re-place the droplet/background boundary of ``labels`` (in place) at full resolution."""
@@ -82,6 +152,21 @@ class FrameEdges:
         blocked = _grow((dark & background & ~near).view(np.uint8), kernel)  # the needle
         box[band & dark & background & ~blocked] = LABEL_DROPLET
         box[band & ~dark & (box == LABEL_DROPLET)] = LABEL_BACKGROUND
+
+
+def _line_through(
+    columns: NDArray[np.int64], rows: NDArray[np.int64]
+) -> tuple[float, float, NDArray[np.int64]] | None:
+    """(intercept, slope, inlier columns) of the line through pixel-corner edge rows, one outlier pass."""
+    if columns.size < MIN_LINE_COLUMNS:
+        return None
+    x, y = columns + 0.5, rows.astype(np.float64)
+    slope, intercept = np.polyfit(x, y, 1)
+    keep = np.abs(y - (intercept + slope * x)) < 1.5
+    if np.count_nonzero(keep) < MIN_LINE_COLUMNS:
+        return None
+    slope, intercept = np.polyfit(x[keep], y[keep], 1)
+    return float(intercept), float(slope), columns[keep]
 
 
 def _grow(mask: NDArray[np.uint8], kernel: NDArray[np.uint8]) -> NDArray[np.bool_]:

@@ -212,6 +212,8 @@ class OnnxSegmenter:
         edges = FrameEdges(grey) if self.refine_edges else None
         labels = upsample_labels(logits, scale, self.straight_tablet_top, edges)
         if edges is not None:
+            if self.straight_tablet_top:
+                edges.place_tablet(labels)
             edges.refine_droplet(labels)
         return Segmentation(labels)
 
