@@ -40,7 +40,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tablet_workcell.vision.frames import to_grey
-from tablet_workcell.vision.types import LABEL_DROPLET, LABEL_TABLET, Segmentation
+from tablet_workcell.vision.types import LABEL_DROPLET, LABEL_TABLET, Line, Segmentation
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class ClassicalSegmenter:
         labels[tablet] = LABEL_TABLET
         if droplet is not None:
             labels[droplet] = LABEL_DROPLET
-        return Segmentation(labels)
+        return Segmentation(labels, tablet_top=_as_line(top_y), tablet_bottom=_as_line(base_y))
 
     def _tablet_lines(
         self, smooth: U8, background: F32, dark: U8
@@ -135,6 +135,13 @@ class ClassicalSegmenter:
             top, top_slope = refine_edge_line(smooth, background, intercept, slope, flat, tablet_rise)
             top_y = top + top_slope * xs
         return base_y, top_y, (max(left - 4, 0), min(right + 5, cols))
+
+
+def _as_line(per_column_y: NDArray[np.float64]) -> Line:
+    """The straight line y = a + b x that per-column values at the column centres lie on."""
+    x0, x1 = 0.5, per_column_y.size - 0.5
+    slope = float(per_column_y[-1] - per_column_y[0]) / (x1 - x0) if per_column_y.size > 1 else 0.0
+    return Line(float(per_column_y[0]) - slope * x0, slope)
 
 
 def estimate_backlight(grey: U8) -> F32:

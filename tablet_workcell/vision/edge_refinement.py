@@ -37,7 +37,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tablet_workcell.vision.classical import estimate_backlight, refine_edge_line
-from tablet_workcell.vision.types import LABEL_BACKGROUND, LABEL_DROPLET, LABEL_TABLET
+from tablet_workcell.vision.types import LABEL_BACKGROUND, LABEL_DROPLET, LABEL_TABLET, Line
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class FrameEdges:
         (frame pixel coordinates, x and y of pixel corners), measured in ``columns``."""
         return refine_edge_line(self.smooth, self.backlight, intercept, slope, columns, 0.0)
 
-    def place_tablet(self, labels: NDArray[np.uint8]) -> None:
+    def place_tablet(self, labels: NDArray[np.uint8]) -> tuple[Line, Line] | None:
         """Put the tablet label's top and bottom on the frame's edges, in every interior column (in place).
 
         Why: the tablet height is measured between the tablet label's top and bottom lines
@@ -83,11 +83,14 @@ class FrameEdges:
         droplet in the droplet's columns and background elsewhere, and tablet pixels below the
         stage line background (stage). A line with fewer than ``MIN_LINE_COLUMNS`` usable
         columns, or that the frame does not confirm, stays as the network put it.
+
+        Returns the (top, bottom) lines it placed, at sub-pixel precision (the labels hold
+        them to a pixel per column), or None when it left the tablet as it was.
         """
         tablet = labels == LABEL_TABLET
         has_tablet = tablet.any(axis=0)
         if np.count_nonzero(has_tablet) < MIN_LINE_COLUMNS + 2 * TABLET_MARGIN_PX:
-            return
+            return None
         columns = np.arange(labels.shape[1])
         t0, t1 = (int(c) for c in np.flatnonzero(has_tablet)[[0, -1]])
         interior = has_tablet & (columns >= t0 + TABLET_MARGIN_PX) & (columns <= t1 - TABLET_MARGIN_PX)
@@ -100,7 +103,7 @@ class FrameEdges:
         last_rows = labels.shape[0] - np.argmax(tablet[::-1, interior], axis=0)
         bottom = _line_through(columns[interior], last_rows)
         if network_top is None or bottom is None:
-            return
+            return None
         top = self.top_line(network_top[2], network_top[0], network_top[1])
         outside = (columns < t0 - TABLET_MARGIN_PX) & (columns >= t0 - STAGE_REACH_PX)
         outside |= (columns > t1 + TABLET_MARGIN_PX) & (columns <= t1 + STAGE_REACH_PX)
@@ -111,7 +114,7 @@ class FrameEdges:
         x = columns[c_lo:c_hi] + 0.5
         top_y, stage_y = top[0] + top[1] * x, stage[0] + stage[1] * x
         if not np.all(stage_y - top_y > 2 * LINE_WINDOW_PX):
-            return  # lines that cross or nearly touch: something else is wrong; keep the network's
+            return None  # lines that cross or nearly touch: something else is wrong; keep the network's
         r_lo = max(int(np.floor(top_y.min())) - LINE_WINDOW_PX, 0)
         r_hi = min(int(np.ceil(stage_y.max())) + LINE_WINDOW_PX, labels.shape[0])
         window = labels[r_lo:r_hi, c_lo:c_hi]
@@ -125,6 +128,7 @@ class FrameEdges:
         window[above & near_top & is_tablet & ~in_droplet] = LABEL_BACKGROUND
         window[~above & ~below & (near_top | near_stage)] = LABEL_TABLET
         window[below & near_stage & is_tablet] = LABEL_BACKGROUND
+        return Line(*top), Line(*stage)
 
     def refine_droplet(self, labels: NDArray[np.uint8], band_px: int = BAND_PX) -> None:
         """Re-place the droplet/background boundary of ``labels`` (in place) at full resolution."""

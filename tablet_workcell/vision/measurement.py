@@ -48,6 +48,7 @@ from tablet_workcell.vision.types import (
     LABEL_TABLET,
     DropletMeasurement,
     FrameStatus,
+    Line,
     VisionError,
 )
 
@@ -65,17 +66,6 @@ LOCAL_FIT_MIN_HEIGHT_PX = 10.0  # ... but at least up to this height above the b
 _TABLET_CENTRAL_FRACTION = 0.7  # central part of the tablet's columns used for its edge lines
 _LINE_OUTLIER_PX = 2.0
 SPARSE_FILL_FRACTION = 0.5  # droplet pixels below this fraction of their box: keep the largest blob
-
-
-@dataclass(frozen=True)
-class Line:
-    """y = intercept + slope * x in image pixel coordinates (x right, y down)."""
-
-    intercept: float
-    slope: float
-
-    def y(self, x: float) -> float:
-        return self.intercept + self.slope * x
 
 
 @dataclass(frozen=True)
@@ -109,13 +99,27 @@ class DropletGeometry:
         )
 
 
-def measure(labels: NDArray[np.uint8], pixel_size_m: float) -> DropletMeasurement:
-    """Measure one label map (0 background, 1 droplet, 2 tablet) at ``pixel_size_m`` per pixel."""
-    return measure_geometry(labels, pixel_size_m).measurement
+def measure(
+    labels: NDArray[np.uint8], pixel_size_m: float, tablet_edges: tuple[Line, Line] | None = None
+) -> DropletMeasurement:
+    """Measure one label map (0 background, 1 droplet, 2 tablet) at ``pixel_size_m`` per pixel.
+
+    ``tablet_edges``: the tablet's top and bottom edge lines placed on the frame by the
+    segmenter (Segmentation.tablet_top / tablet_bottom), used instead of lines fitted to the
+    label map's whole-pixel rows (see :func:`measure_geometry`).
+    """
+    return measure_geometry(labels, pixel_size_m, tablet_edges).measurement
 
 
-def measure_geometry(labels: NDArray[np.uint8], pixel_size_m: float) -> DropletGeometry:
+def measure_geometry(
+    labels: NDArray[np.uint8], pixel_size_m: float, tablet_edges: tuple[Line, Line] | None = None
+) -> DropletGeometry:
     """As :func:`measure`, keeping the pixel geometry (baseline, contact points, circle).
+
+    With ``tablet_edges`` (top, bottom) the baseline is the given top line and the tablet
+    height is the distance to the bottom line at the tablet's centre column, measured
+    perpendicular to the top; the label map still decides whether there is a tablet and
+    whether it is cut by the frame's bottom edge.
 
     Raises :class:`VisionError` for a label map that is not an HxW uint8 array or a pixel
     size that is not a positive finite number (caller bugs); a frame without droplet,
@@ -134,6 +138,8 @@ def measure_geometry(labels: NDArray[np.uint8], pixel_size_m: float) -> DropletG
             )
         )
     top, bottom, touches_bottom = tablet
+    if tablet_edges is not None:
+        top, bottom = _given_edges(labels, *tablet_edges)
     tablet_height_m = math.nan
     if not touches_bottom:
         tablet_height_m = (bottom.intercept - top.intercept) / math.hypot(1.0, top.slope) * pixel_size_m
@@ -169,6 +175,14 @@ def measure_geometry(labels: NDArray[np.uint8], pixel_size_m: float) -> DropletG
     return _droplet(
         drop[y : y + h, x : x + w].astype(bool), x, y, count, top, bottom, tablet_height_m, pixel_size_m
     )
+
+
+def _given_edges(labels: NDArray[np.uint8], top: Line, bottom: Line) -> tuple[Line, Line]:
+    """The given top line, and the bottom line made parallel to it through its point at the
+    tablet label's centre column (so the height is one perpendicular distance)."""
+    x, _y, w, _h = cv2.boundingRect((labels == LABEL_TABLET).view(np.uint8))
+    centre = x + 0.5 * w
+    return top, Line(bottom.y(centre) - top.slope * centre, top.slope)
 
 
 def _main_blob(drop: NDArray[np.uint8], x: int, y: int, w: int, h: int) -> tuple[int, int, int, int, int]:

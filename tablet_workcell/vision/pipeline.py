@@ -67,7 +67,8 @@ class FrameAnalyser:
             return FrameAnalysis(time_s, DropletMeasurement(check.status, check.message), None)
         frame = check.image
         try:
-            labels = self.segmenter.segment(frame).labels
+            segmentation = self.segmenter.segment(frame)
+            labels = segmentation.labels
         except Exception as error:  # a model must never take the live test down with it
             logger.warning("segmenter %s failed: %s", self.segmenter.name, error)
             message = (
@@ -82,7 +83,10 @@ class FrameAnalyser:
                 f"{frame.shape[1]}x{frame.shape[0]} frame; it must return one uint8 label per pixel."
             )
             return FrameAnalysis(time_s, DropletMeasurement(FrameStatus.MODEL_ERROR, message), None)
-        return FrameAnalysis(time_s, measure(labels, self.pixel_size_m), labels)
+        top = getattr(segmentation, "tablet_top", None)
+        bottom = getattr(segmentation, "tablet_bottom", None)
+        edges = (top, bottom) if top is not None and bottom is not None else None
+        return FrameAnalysis(time_s, measure(labels, self.pixel_size_m, edges), labels)
 
 
 @dataclass(frozen=True, eq=False)

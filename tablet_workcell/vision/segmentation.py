@@ -211,11 +211,14 @@ class OnnxSegmenter:
         logits = self._run(tensor)
         edges = FrameEdges(grey) if self.refine_edges else None
         labels = upsample_labels(logits, scale, self.straight_tablet_top, edges)
+        lines = None
         if edges is not None:
             if self.straight_tablet_top:
-                edges.place_tablet(labels)
+                lines = edges.place_tablet(labels)
             edges.refine_droplet(labels)
-        return Segmentation(labels)
+        if lines is None:
+            return Segmentation(labels)
+        return Segmentation(labels, tablet_top=lines[0], tablet_bottom=lines[1])
 
     def _segment_full(self, grey: NDArray[np.uint8]) -> Segmentation:
         multiple = self.contract.spatial_multiple

@@ -44,11 +44,31 @@ class FrameStatus(enum.Enum):
     MODEL_ERROR = "model_error"
 
 
+@dataclass(frozen=True)
+class Line:
+    """y = intercept + slope * x in image pixel coordinates (x right, y down; pixel i spans [i, i + 1])."""
+
+    intercept: float
+    slope: float
+
+    def y(self, x: float) -> float:
+        return self.intercept + self.slope * x
+
+
 @dataclass(frozen=True, eq=False)
 class Segmentation:
-    """Per-pixel labels at the input frame's full resolution (0 background, 1 droplet, 2 tablet)."""
+    """Per-pixel labels at the input frame's full resolution (0 background, 1 droplet, 2 tablet).
+
+    ``tablet_top`` and ``tablet_bottom``: the tablet's top edge and the stage's top edge (its
+    bottom), when the segmenter placed them on the frame at sub-pixel precision. The label
+    map can only hold them to a pixel per column, which with a level camera (every column
+    the same row) quantises the tablet height, the swelling, to whole pixels; the
+    measurement uses these lines when given.
+    """
 
     labels: NDArray[np.uint8]
+    tablet_top: Line | None = None
+    tablet_bottom: Line | None = None
 
 
 class Segmenter(Protocol):

@@ -15,6 +15,7 @@ from tablet_workcell.twin.video import film
 from tablet_workcell.vision.classical import ClassicalSegmenter
 from tablet_workcell.vision.measurement import measure
 from tablet_workcell.vision.pipeline import FrameAnalyser, SeriesRecorder, draw_overlay
+from tablet_workcell.vision.segmentation import OnnxSegmenter
 from tablet_workcell.vision.types import FrameStatus, ModelError, Segmentation, VisionError
 
 PIXEL = 20e-6
@@ -191,3 +192,26 @@ def test_overlay_draws_on_a_copy() -> None:
     assert mono.shape == (*SHAPE, 3)
     rejected = draw_overlay(image, analyser.analyse(None, 0.0))
     assert np.any(rejected != image)
+
+
+@pytest.mark.parametrize("segmenter_kind", ["onnx", "classical"])
+def test_a_level_camera_measures_a_swelling_of_a_fraction_of_a_pixel(segmenter_kind: str) -> None:
+    # A level camera puts the tablet's top on one row in every column, so a label map holds
+    # its height only to a whole pixel; the segmenters' sub-pixel edge lines carry the rest.
+    segmenter = OnnxSegmenter() if segmenter_kind == "onnx" else ClassicalSegmenter()
+    analyser = FrameAnalyser(segmenter, PIXEL, SHAPE)
+    settings = RenderSettings(rotation_deg=0.0, noise_sigma=1.0)
+    heights = 2e-3 + PIXEL * np.arange(0.0, 2.01, 0.25)  # eight quarter-pixel steps
+    measured, from_labels = [], []
+    for height in heights:
+        frame = render(
+            DropletScene(8e-3, float(height), 1.5e-3, math.radians(70.0)), settings, np.random.default_rng(1)
+        )
+        analysis = analyser.analyse(frame.image, 0.0)
+        assert analysis.measurement.status is FrameStatus.OK and analysis.labels is not None
+        measured.append(analysis.measurement.tablet_height_m)
+        from_labels.append(measure(analysis.labels, PIXEL).tablet_height_m)
+    steps, label_steps = np.diff(measured) / PIXEL, np.diff(from_labels) / PIXEL
+    assert np.all(np.abs(steps - 0.25) < 0.1), steps
+    assert np.max(np.abs(label_steps - 0.25)) > 0.5  # whole-pixel jumps: what the lines avoid
+    assert np.ptp(np.asarray(measured) - heights) < 0.25 * PIXEL
