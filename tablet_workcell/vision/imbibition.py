@@ -58,9 +58,16 @@ def time_at_depth(depth_m: F64, c_m2_per_s: float, v_s_m_per_s: float) -> F64:
         return depth / v_s_m_per_s
     x = 2.0 * v_s_m_per_s * depth / c_m2_per_s
     small = x < 1e-3
-    xs = np.where(small, x, 0.0)
-    g = np.where(small, xs**2 / 2.0 - xs**3 / 3.0 + xs**4 / 4.0, x - np.log1p(np.where(small, 0.0, x)))
-    return np.asarray(c_m2_per_s / (2.0 * v_s_m_per_s**2) * g, dtype=np.float64)
+    result = np.empty_like(x)
+    # t = C / (2 v_s^2) (x - ln(1 + x)); for small x its series times C / (2 v_s^2) is
+    # L^2 / C (1 - 2x/3 + x^2/2), which never divides by v_s^2 (a v_s of 1e-170 m/s, which a
+    # fit may try, would overflow it and turn inf * 0 into NaN).
+    xs = x[small]
+    result[small] = depth[small] ** 2 / c_m2_per_s * (1.0 - 2.0 * xs / 3.0 + xs**2 / 2.0)
+    xl = x[~small]
+    if xl.size:  # here 2 v_s L > 1e-3 C, so v_s^2 is far from underflow
+        result[~small] = c_m2_per_s / (2.0 * v_s_m_per_s**2) * (xl - np.log1p(xl))
+    return result
 
 
 def front_depth_m(time_s: F64, c_m2_per_s: float, v_s_m_per_s: float) -> F64:

@@ -48,6 +48,18 @@ def test_front_depth_inverts_the_closed_form_time_and_has_the_pure_limits() -> N
     assert boundary_time_s(c, 0.0) == math.inf
 
 
+def test_a_vanishing_swelling_velocity_is_the_rigid_limit_not_nan() -> None:
+    # A fit may try v_s = 1e-170 m/s: C / (2 v_s^2) overflows, and the closed form must not
+    # turn that into inf * 0 = NaN (a NaN residual ends the fit from that start).
+    depth = np.geomspace(1e-7, 3e-3, 40)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        times = time_at_depth(depth, 3e-7, 1e-170)
+    assert times == pytest.approx(depth**2 / 3e-7, rel=1e-12)
+    assert front_depth_m(np.geomspace(1e-3, 50.0, 20), 3e-7, 1e-170) == pytest.approx(
+        np.sqrt(3e-7 * np.geomspace(1e-3, 50.0, 20)), rel=1e-9
+    )
+
+
 def test_washburn_fit_of_exact_twin_volume_recovers_c_and_v_s() -> None:
     series = drop(BLENDS["immediate_release"], 0.08)
     fit = fits.fit_washburn(series.time_s, series.volume_m3, geometry_of(series, 0.08))
