@@ -20,10 +20,12 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import sys
 import time
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -38,12 +40,15 @@ import torch.nn.functional as F  # noqa: E402, N812 - the usual torch alias
 from torch import nn  # noqa: E402
 
 from tablet_workcell.twin import regime_cases  # noqa: E402
+from tablet_workcell.twin.disintegration import DropletSeries  # noqa: E402
 from tablet_workcell.twin.observation import ObservedSeries  # noqa: E402
 from tablet_workcell.vision import regime_model, regimes  # noqa: E402
+from tablet_workcell.vision.regime_model import PhysicsEstimate  # noqa: E402
+from tablet_workcell.vision.series import analyse_series  # noqa: E402
 from tablet_workcell.vision.series_inputs import PreparedSeries, prepare_series  # noqa: E402
 
 MODEL_NAME = "regime_segmentation"
-VERSION = "1.0.0"
+VERSION = "2.0.0"
 OPSET = 17
 WIDTH = 32
 DILATIONS = (1, 2, 4, 8, 16, 32, 64, 1)
@@ -90,13 +95,41 @@ def prepared_of(case: regime_cases.DropCase, observed: ObservedSeries) -> Prepar
     )
 
 
-def make_set(seed: int, count: int, split: regime_cases.Split) -> tuple[np.ndarray, np.ndarray, list]:
-    features, targets, truths = [], [], []
-    for case, series, observed in regime_cases.cases(seed, count, split):
-        features.append(regime_model.regime_features(prepared_of(case, observed)))
-        targets.append(step_targets(series.time_s, series.regime, regime_model.STEPS))
-        truths.append((series.time_s, regimes.intervals_from_labels(series.time_s, series.regime)))
-    return np.stack(features), np.stack(targets), truths
+def physics_of(case: regime_cases.DropCase, observed: ObservedSeries) -> PhysicsEstimate:
+    """The fits' view of the series, from analyse_series exactly as the runtime computes it."""
+    analysis = analyse_series(
+        observed.time_s,
+        observed.droplet_volume_m3,
+        observed.droplet_area_m2,
+        observed.tablet_height_m,
+        porosity=case.porosity,
+        tablet_thickness_m=case.tablet_thickness_m,
+        base_width_m=observed.base_width_m,
+        tablet_diameter_m=case.tablet_diameter_m,
+    )
+    return PhysicsEstimate.from_fits(analysis.fits, analysis.absorption_time_s)
+
+
+Example = tuple[regime_cases.DropCase, DropletSeries, ObservedSeries]
+
+
+def example_of(item: Example) -> tuple[np.ndarray, np.ndarray]:
+    """Features and per-step targets of one test (runs in a worker process)."""
+    case, series, observed = item
+    features = regime_model.regime_features(prepared_of(case, observed), physics_of(case, observed))
+    return features, step_targets(series.time_s, series.regime, regime_model.STEPS)
+
+
+def make_set(
+    seed: int, count: int, split: regime_cases.Split, workers: int
+) -> tuple[np.ndarray, np.ndarray, list]:
+    """Features, targets and true regimes of ``count`` tests; the fits run in ``workers`` processes
+    (about 0.2 s a test), in a fixed order, so the set does not depend on the worker count."""
+    items = list(regime_cases.cases(seed, count, split))
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        examples = list(pool.map(example_of, items, chunksize=32))
+    truths = [(s.time_s, regimes.intervals_from_labels(s.time_s, s.regime)) for _c, s, _o in items]
+    return np.stack([f for f, _ in examples]), np.stack([t for _, t in examples]), truths
 
 
 def boundary_errors(net: nn.Module, features: np.ndarray, truths: list) -> np.ndarray:
@@ -137,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--out", type=Path, default=REPO / "models")
     parser.add_argument("--smoke", action="store_true", help="a few steps on a handful of series (CI)")
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="processes fitting the series"
+    )
     args = parser.parse_args(argv)
     if args.smoke:
         args.series, args.validation, args.epochs = 64, 16, 1
@@ -145,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.use_deterministic_algorithms(True)
     started = time.perf_counter()
 
-    x_train, y_train, _ = make_set(args.seed, args.series, "train")
-    x_val, y_val, truths = make_set(VALIDATION_SEED, args.validation, "test")
+    x_train, y_train, _ = make_set(args.seed, args.series, "train", args.workers)
+    x_val, y_val, truths = make_set(VALIDATION_SEED, args.validation, "test", args.workers)
     print(
         f"data: {len(x_train)} train, {len(x_val)} held-out series in {time.perf_counter() - started:.1f} s"
     )
@@ -290,7 +326,8 @@ measured series as absorption, swelling or complete (issue #5; runtime
 ## Input contract
 
 `{contract["input_name"]}`: float32 {contract["input_shape"]}, channels from
-`regime_model.regime_features(prepare_series(...))`:
+`regime_model.regime_features(prepare_series(...), PhysicsEstimate.from_fits(...))`
+(channels 0-8 measured, 9-11 from the series' own Washburn fit and absorption time):
 
 {channels}
 
@@ -303,7 +340,9 @@ Training: {training["series"]} series from `{training["data"]}`, seed {training[
 families {training["families"]}, porosity {training["porosity"]}, droplet volume
 {training["droplet_volume_m3"]} m^3; tablet 6-10 mm x 1-2.5 mm; 15-60 frames/s; records of
 10-120 s or 1.2-4 x the absorption time; measured with pixel quantisation (20 um), 0.6-1.4 px
-edge noise, 0.5-1.5 % area noise and 0-3 % rejected frames (`twin/observation.py`).
+edge noise on the droplet's width and height, 0.03-0.15 px on the tablet height, 0.5-1.5 % area
+noise and 0-3 % rejected frames (`twin/observation.py`). The fit channels come from
+`analyse_series` on each measured series, as at run time.
 
 Held out (never trained on): `{held_out["data"]}`; families {held_out["families"]},
 porosity {held_out["porosity"]}, droplet volume {held_out["droplet_volume_m3"]} m^3.

@@ -21,7 +21,8 @@ message, never a made-up number):
    V_S_MAX_RELATIVE_ERROR), v_s = 0 (rigid-tablet Washburn). A C or k_s whose relative
    error exceeds UNCERTAIN_RELATIVE_ERROR is flagged in the messages with the remedy.
 5. Absorption time: when the droplet is gone (regimes.droplet_gone_time_s).
-6. Regimes: the learned model (regime_model.py) when given, else the physics baseline.
+6. Regimes: the learned model (regime_model.py, which also reads the fits of step 2-4
+   and the absorption time) when given, else the physics baseline.
 7. Predicted disintegration time = t_full + (sigma_t / 0.1 MPa) / (k_s S + 0.004 x
    soluble fraction): t_full, the time the front needs to cross the tablet thickness
    t(h0) = h0/v_s - C/(2 v_s^2) ln(1 + 2 v_s h0 / C), plus a bond-breaking time that
@@ -44,7 +45,7 @@ from tablet_workcell.vision import fits, regimes
 from tablet_workcell.vision.fits import FitError
 from tablet_workcell.vision.imbibition import F64, WettingGeometry, time_at_depth
 from tablet_workcell.vision.joint_fit import fit_joint
-from tablet_workcell.vision.regime_model import RegimeModel, load_regime_model
+from tablet_workcell.vision.regime_model import PhysicsEstimate, RegimeModel, load_regime_model
 from tablet_workcell.vision.series_inputs import SeriesError, prepare_series
 from tablet_workcell.vision.types import Fit, RegimeInterval, SeriesAnalysis
 
@@ -118,7 +119,7 @@ def analyse_series(
         messages.append("regimes from the physics baseline (fitted C/(2L) = v_s, droplet gone).")
     else:
         model = load_regime_model(regime_model)
-        found = model.regimes(prepared)
+        found = model.regimes(prepared, PhysicsEstimate.from_fit(absorption, gone_s))
         messages.append(f"regimes from the learned model {model.name} {model.version[:12]}.")
     predicted = predicted_disintegration_time_s(
         absorption, swelling, tablet_thickness_m, tensile_strength_pa, soluble_fraction, messages
