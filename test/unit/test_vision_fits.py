@@ -159,6 +159,11 @@ def test_unchanging_series_are_refused_not_fitted() -> None:
     flat = 1.5e-3 + 20e-6 * np.round(rng.standard_normal(t.size))
     with pytest.raises(FitError, match="no swelling to fit"):
         fits.fit_swelling_first_order(t, flat)
+    # Sub-pixel lines: a rigid tablet whose measured height steps by 0.1 px (2 um, 0.13 %)
+    # when the droplet leaves its top. The step is far above the 0.6 um noise, but no swelling.
+    stepped = 1.5e-3 + 0.6e-6 * rng.standard_normal(t.size) + np.where(t > 4.0, 2e-6, 0.0)
+    with pytest.raises(FitError, match=r"0\.13 % of its height, less than the 0\.2 %.*no swelling to fit"):
+        fits.fit_swelling_first_order(t, stepped)
 
 
 def test_short_record_of_a_fast_drop_still_measures_c_but_not_v_s() -> None:
