@@ -25,8 +25,10 @@ import platform
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -53,6 +55,7 @@ OPSET = 17
 WIDTH = 32
 DILATIONS = (1, 2, 4, 8, 16, 32, 64, 1)
 VALIDATION_SEED = 4242
+T = TypeVar("T")
 
 
 class RegimeNet(nn.Module):
@@ -81,9 +84,9 @@ def step_targets(time_s: np.ndarray, regime: np.ndarray, steps: int) -> np.ndarr
     return labels - regimes.ABSORPTION
 
 
-def prepared_of(case: regime_cases.DropCase, observed: ObservedSeries) -> PreparedSeries:
-    """The measured series prepared as analyse_series prepares it (same base radius, same volumes)."""
-    return prepare_series(
+def _on_measured(function: Callable[..., T], case: regime_cases.DropCase, observed: ObservedSeries) -> T:
+    """Call prepare_series or analyse_series on one measured series and its tablet."""
+    return function(
         observed.time_s,
         observed.droplet_volume_m3,
         observed.droplet_area_m2,
@@ -93,20 +96,16 @@ def prepared_of(case: regime_cases.DropCase, observed: ObservedSeries) -> Prepar
         base_width_m=observed.base_width_m,
         tablet_diameter_m=case.tablet_diameter_m,
     )
+
+
+def prepared_of(case: regime_cases.DropCase, observed: ObservedSeries) -> PreparedSeries:
+    """The measured series prepared as analyse_series prepares it (same base radius, same volumes)."""
+    return _on_measured(prepare_series, case, observed)
 
 
 def physics_of(case: regime_cases.DropCase, observed: ObservedSeries) -> PhysicsEstimate:
     """The fits' view of the series, from analyse_series exactly as the runtime computes it."""
-    analysis = analyse_series(
-        observed.time_s,
-        observed.droplet_volume_m3,
-        observed.droplet_area_m2,
-        observed.tablet_height_m,
-        porosity=case.porosity,
-        tablet_thickness_m=case.tablet_thickness_m,
-        base_width_m=observed.base_width_m,
-        tablet_diameter_m=case.tablet_diameter_m,
-    )
+    analysis = _on_measured(analyse_series, case, observed)
     return PhysicsEstimate.from_fits(analysis.fits, analysis.absorption_time_s)
 
 
