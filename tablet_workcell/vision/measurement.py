@@ -10,7 +10,10 @@ disintegration test"):
   column tops and bottoms over the central part of the tablet. Their common slope is the
   scene's tilt (a camera is never perfectly level), the top line is the droplet's
   baseline, and their perpendicular distance is the tablet height above the stage (the
-  bottom of the tablet label is the stage top);
+  bottom of the tablet label is the stage top). A label map holds each column's edge to a
+  whole pixel, which with a level camera quantises the height: when the segmenter placed
+  both edges on the frame as sub-pixel lines (Segmentation.tablet_top / tablet_bottom),
+  ``tablet_edges`` hands them in and they are used instead;
 - the droplet's outer edge, as sub-pixel edge points from row and column scans of the
   droplet label, in coordinates along (u) and above (v) the baseline;
 - a circle fitted to those edge points (algebraic Kasa fit refined by a few geometric
